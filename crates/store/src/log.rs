@@ -402,6 +402,18 @@ impl Store {
         self.flush()
     }
 
+    /// Test and maintenance only: cuts the stored value of log record `seq` to `len` bytes.
+    #[doc(hidden)]
+    pub fn tamper_truncate_record(&self, seq: u64, len: usize) -> Result<(), StoreError> {
+        let key = codec::seq_key(LOG, seq);
+        let v = self
+            .log
+            .get(key)?
+            .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
+        self.log.insert(key, &v[..len.min(v.len())])?;
+        self.flush()
+    }
+
     /// Test and maintenance only: deletes log record `seq` (indexes and head left as they are).
     #[doc(hidden)]
     pub fn tamper_remove_record(&self, seq: u64) -> Result<(), StoreError> {
