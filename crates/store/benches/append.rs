@@ -1,1 +1,176 @@
-fn main() {}
+//! Append throughput: `Store::append_batch` versus raw sled writing the same key/value bytes.
+//!
+//! Custom harness (std::time), not criterion: one iteration is 1,000,000 appends in batches of
+//! 1,000, each batch followed by one flush, which does not fit criterion's many-samples model.
+//! Run: `cargo bench -p registry-store --bench append` (env BENCH_EVENTS, BENCH_BATCH to resize).
+//! Both runs use fresh sled directories under the same temp dir and the same pre-generated
+//! events; only the storage calls are timed (building the store's inputs or the raw key/values
+//! is not). Raw sled = build a `sled::Batch` of exactly the bytes the store writes (log record
+//! with real hashes, event-id entry, patient entry, head), `apply_batch`, `flush`.
+
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use registry_store::{NewEvent, Store};
+use sha2::{Digest, Sha256};
+
+struct Event {
+    id: String,
+    patient: String,
+    content: Vec<u8>,
+    received_at: i64,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn generate(n: usize) -> Vec<Event> {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let organs = ["lung", "liver", "brain", "bone", "adrenal", "regional_ln"];
+    let responses = ["CR", "PR", "SD", "PD", "NE"];
+    (0..n)
+        .map(|i| {
+            let id = uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string();
+            let patient = format!("FUSCC-{:05}", rng.random_range(0..5000));
+            let lesions: Vec<String> = (0..4)
+                .map(|l| {
+                    format!(
+                        r#"{{"lesion_id":"L{l}","organ":"{}","diameter_mm":{}}}"#,
+                        organs[rng.random_range(0..organs.len())],
+                        rng.random_range(3..90)
+                    )
+                })
+                .collect();
+            let content = format!(
+                r#"{{"event_id":"{id}","event_type":"imaging.assessed","schema_version":1,"patient_id":"{patient}","site_id":"fuscc","occurred_on":"2016-{:02}-{:02}","recorded_at":"2016-05-04T09:12:00Z","supersedes":null,"payload":{{"modality":"ct","regions":["chest","abdomen","brain"],"lesions":[{}],"reported_response":"{}"}}}}"#,
+                rng.random_range(1..13),
+                rng.random_range(1..29),
+                lesions.join(","),
+                responses[rng.random_range(0..responses.len())],
+            )
+            .into_bytes();
+            Event {
+                id,
+                patient,
+                content,
+                received_at: 1_700_000_000_000_000 + i as i64,
+            }
+        })
+        .collect()
+}
+
+/// The exact key/values `Store::append_batch` writes for one batch (see docs/storage.md).
+fn raw_entries(batch: &[Event], seq: &mut u64, head: &mut [u8; 32]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(batch.len() * 3 + 1);
+    for e in batch {
+        *seq += 1;
+        let content_hash: [u8; 32] = Sha256::digest(&e.content).into();
+        let mut h = Sha256::new();
+        h.update(*head);
+        h.update(seq.to_be_bytes());
+        h.update(e.received_at.to_be_bytes());
+        h.update(&e.content);
+        let hash: [u8; 32] = h.finalize().into();
+        let mut record = Vec::with_capacity(72 + e.content.len());
+        record.extend_from_slice(&e.received_at.to_be_bytes());
+        record.extend_from_slice(head);
+        record.extend_from_slice(&hash);
+        record.extend_from_slice(&e.content);
+        let seq_be = seq.to_be_bytes();
+        out.push(([&b"L"[..], &seq_be].concat(), record));
+        out.push(([b"E", e.id.as_bytes()].concat(), [&seq_be[..], &content_hash].concat()));
+        out.push(([b"P", e.patient.as_bytes(), b"\0", &seq_be].concat(), Vec::new()));
+        *head = hash;
+    }
+    out.push((b"H".to_vec(), [&seq.to_be_bytes()[..], &head[..]].concat()));
+    out
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn main() {
+    let n = env_usize("BENCH_EVENTS", 1_000_000);
+    let batch_size = env_usize("BENCH_BATCH", 1_000);
+    let t = Instant::now();
+    let events = generate(n);
+    let avg = events.iter().map(|e| e.content.len()).sum::<usize>() / n.max(1);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at start: {}", load.trim());
+    println!(
+        "generated {n} imaging events (avg {avg} bytes, 5000 patients) in {:.1?}; batches of {batch_size}, one flush each",
+        t.elapsed()
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    // Raw sled: same bytes, same batch size, apply_batch + flush.
+    let raw_time = {
+        // Same sled configuration as Store::open.
+        let db = sled::Config::new()
+            .path(tmp.path().join("raw"))
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .expect("open raw sled");
+        let tree = db.open_tree("log").expect("tree");
+        let (mut seq, mut head) = (0u64, [0u8; 32]);
+        let mut timed = Duration::ZERO;
+        let mut flush_time = Duration::ZERO;
+        for chunk in events.chunks(batch_size) {
+            let entries = raw_entries(chunk, &mut seq, &mut head);
+            let start = Instant::now();
+            let mut batch = sled::Batch::default();
+            for (k, v) in entries {
+                batch.insert(k, v);
+            }
+            tree.apply_batch(batch).expect("apply");
+            let f = Instant::now();
+            db.flush().expect("flush");
+            flush_time += f.elapsed();
+            timed += start.elapsed();
+        }
+        println!("  (raw: of which flush {flush_time:.2?})");
+        timed
+    };
+    let raw_rate = rate(n, raw_time);
+    println!("raw sled apply_batch+flush: {raw_rate:>10.0} events/s ({raw_time:.2?})");
+
+    let (store_time, verify_time) = {
+        let store = Store::open(&tmp.path().join("store")).expect("open store");
+        let mut timed = Duration::ZERO;
+        for chunk in events.chunks(batch_size) {
+            let batch: Vec<NewEvent<'_>> = chunk
+                .iter()
+                .map(|e| NewEvent {
+                    event_id: &e.id,
+                    patient_id: &e.patient,
+                    content: &e.content,
+                    received_at_micros: e.received_at,
+                })
+                .collect();
+            let start = Instant::now();
+            store.append_batch(&batch).expect("append");
+            timed += start.elapsed();
+        }
+        assert_eq!(store.len(), n as u64);
+        let start = Instant::now();
+        let report = store.verify_chain(|_| {}).expect("verify");
+        assert_eq!(report.events, n as u64);
+        (timed, start.elapsed())
+    };
+    let store_rate = rate(n, store_time);
+    println!("Store::append_batch:        {store_rate:>10.0} events/s ({store_time:.2?})");
+    println!(
+        "ratio store/raw: {:.2} (goal >= 0.5); goal >= 100000 events/s: {}",
+        store_rate / raw_rate,
+        if store_rate >= 100_000.0 { "met" } else { "NOT met" }
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("load average at end: {}", load.trim());
+    println!("verify_chain over {n} events: {verify_time:.2?} ({:.0} events/s)", rate(n, verify_time));
+}

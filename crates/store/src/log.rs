@@ -108,7 +108,13 @@ impl Store {
             dir: dir.to_path_buf(),
             source,
         };
-        let db = sled::Config::new().path(dir).open().map_err(open_err)?;
+        // HighThroughput only changes how sled's segment cleaner trades disk space for write
+        // speed (1.6x faster appends here, see docs/storage.md); durability is the same.
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(open_err)?;
         let log = db.open_tree("log").map_err(open_err)?;
         let rejected = db.open_tree("rejected").map_err(open_err)?;
         let labels = db.open_tree("labels").map_err(open_err)?;
