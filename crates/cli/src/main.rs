@@ -5,7 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod import_cmd;
+mod labels_cmd;
+mod progress;
 mod stats_cmd;
+mod synth_cmd;
+mod verify_cmd;
 
 #[derive(Parser)]
 #[command(name = "registry", version, about = "ALK+ NSCLC crizotinib registry tracker")]
@@ -16,14 +21,33 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Import NDJSON events (`-` for stdin) through validation, de-duplication, append and projection.
+    Import(import_cmd::ImportArgs),
+    /// Re-read the whole log, check its hash chain and that stored labels equal a fresh replay.
+    Verify(verify_cmd::VerifyArgs),
+    /// Print every patient's labels (one JSON object per line, sorted by patient_id).
+    Labels(labels_cmd::LabelsArgs),
+    /// Write a deterministic synthetic cohort as NDJSON events on stdout.
+    Synth(synth_cmd::SynthArgs),
     /// Survival and competing-risk statistics on any CSV (JSON on stdout).
     #[command(subcommand)]
     Stats(stats_cmd::StatsCommand),
 }
 
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     let result = match cli.command {
+        Command::Import(args) => import_cmd::run(args),
+        Command::Verify(args) => verify_cmd::run(args),
+        Command::Labels(args) => labels_cmd::run(args),
+        Command::Synth(args) => synth_cmd::run(args),
         Command::Stats(cmd) => stats_cmd::run(cmd),
     };
     match result {

@@ -1,0 +1,10 @@
+//! `registry-ingest`: the door of the registry. Raw inputs (file lines or bus messages) are
+//! validated by the domain crate, de-duplicated and appended to the log by the store, and every
+//! input that is not accepted is kept with its reason, so that nothing sent is lost.
+//!
+//! Architecture invariant: one call of [`ingest_batch`] is one unit of work: it ends with one
+//! flush, and only after it returns may the caller acknowledge any of its inputs.
+
+mod batch;
+
+pub use batch::{ingest_batch, BatchSummary, InputOutcome, RawInput};

@@ -1,0 +1,202 @@
+//! Per-patient refold of the log: catch-up after appends, views for queries, verification.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use registry_domain::alerts::{alerts_between, Alert};
+use registry_domain::config::Config;
+use registry_domain::events::PatientId;
+use registry_domain::projection::{project_patient, PatientProjection, RecordedEvent, View};
+use registry_domain::stored;
+use registry_store::{Store, StoreError, StoredEvent};
+use serde::{Deserialize, Serialize};
+
+/// Why a projection step failed. Store errors are retried by the caller's loop (the checkpoint
+/// was not advanced); a decode error means a damaged log and stops with the seq named.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectorError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("event at seq {seq} cannot be decoded: {source}")]
+    Decode { seq: u64, source: stored::DecodeError },
+    #[error("stored labels of {patient_id} are not readable: {source}")]
+    Record { patient_id: String, source: serde_json::Error },
+}
+
+/// What is stored per patient: the labels and the view they were computed in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelRecord {
+    /// The clinical view date used (the projector's date when it ran).
+    pub as_of: NaiveDate,
+    /// The log position the labels include (events of this patient with seq ≤ it).
+    pub through_seq: u64,
+    /// The labels JSON object, exactly as `registry labels` prints it.
+    pub labels: serde_json::Value,
+}
+
+/// The outcome of one catch-up.
+#[derive(Debug, Default)]
+pub struct CatchUp {
+    /// Patients whose labels were recomputed.
+    pub patients: usize,
+    /// Alerts arising from the change, in patient order.
+    pub alerts: Vec<Alert>,
+    /// The checkpoint after the step.
+    pub through_seq: u64,
+}
+
+/// The projector over one store.
+#[derive(Debug, Clone)]
+pub struct Projector {
+    store: Store,
+    cfg: Config,
+}
+
+fn micros_to_utc(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn decode(e: &StoredEvent) -> Result<RecordedEvent, ProjectorError> {
+    let event = stored::decode(&e.content).map_err(|source| ProjectorError::Decode { seq: e.seq, source })?;
+    Ok(RecordedEvent { event, seq: e.seq, received_at: micros_to_utc(e.received_at_micros) })
+}
+
+#[derive(Deserialize)]
+struct PatientOnly {
+    patient_id: String,
+}
+
+impl Projector {
+    pub fn new(store: Store, cfg: Config) -> Projector {
+        Projector { store, cfg }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Every event of one patient, decoded, in seq order.
+    pub fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, ProjectorError> {
+        self.store.patient_events(patient_id)?.iter().map(decode).collect()
+    }
+
+    /// Patients with an event after `after_seq`, sorted.
+    fn touched_since(&self, after_seq: u64) -> Result<BTreeSet<String>, ProjectorError> {
+        let mut touched = BTreeSet::new();
+        for e in self.store.iter_from(after_seq + 1) {
+            let e = e?;
+            let p: PatientOnly = serde_json::from_slice(&e.content)
+                .map_err(|err| ProjectorError::Decode { seq: e.seq, source: err.into() })?;
+            touched.insert(p.patient_id);
+        }
+        Ok(touched)
+    }
+
+    fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection> {
+        let pid = PatientId::parse(patient_id)?;
+        project_patient(&pid, events, view, &self.cfg)
+    }
+
+    /// Recomputes the labels of every patient with events after the checkpoint, stores them with
+    /// the new checkpoint in one atomic batch, and returns the alerts the change raises.
+    /// `view_date` is the clinical date of the view (today, in a running service).
+    pub fn catch_up(&self, view_date: NaiveDate) -> Result<CatchUp, ProjectorError> {
+        let before_seq = self.store.labels_through_seq()?;
+        let through_seq = self.store.last_seq();
+        if through_seq <= before_seq {
+            return Ok(CatchUp { patients: 0, alerts: Vec::new(), through_seq: before_seq });
+        }
+        let touched = self.touched_since(before_seq)?;
+        let view = View { as_of: view_date, known_at: None };
+        let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(touched.len());
+        let mut alerts = Vec::new();
+        for patient_id in &touched {
+            let events = self.patient_events(patient_id)?;
+            let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
+            let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
+            let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
+            let after = self.project(patient_id, &events, &view);
+            let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).last();
+            let value = match &after {
+                Some(p) => {
+                    alerts.extend(alerts_between(before.as_ref(), p, completing));
+                    let record = LabelRecord {
+                        as_of: view_date,
+                        through_seq,
+                        labels: serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null),
+                    };
+                    Some(serde_json::to_vec(&record).unwrap_or_default())
+                }
+                None => None,
+            };
+            writes.push((patient_id.clone(), value));
+        }
+        self.store.put_labels_batch(writes, through_seq)?;
+        Ok(CatchUp { patients: touched.len(), alerts, through_seq })
+    }
+
+    /// Labels of every listed patient (or one) in a view, recomputed from the log, sorted by
+    /// patient id: what `registry labels` prints.
+    pub fn labels_in_view(&self, view: &View, only: Option<&str>) -> Result<Vec<PatientProjection>, ProjectorError> {
+        let patients = match only {
+            Some(p) => vec![p.to_owned()],
+            None => self.store.patient_ids()?,
+        };
+        let mut out = Vec::with_capacity(patients.len());
+        for patient_id in patients {
+            let events = self.patient_events(&patient_id)?;
+            if let Some(p) = self.project(&patient_id, &events, view) {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks that every stored label record equals a fresh replay of the log in the same view,
+    /// and that every patient in the log through the checkpoint has its record. Returns one line
+    /// per disagreement (empty when all agree).
+    pub fn verify(&self, mut progress: impl FnMut(u64)) -> Result<Vec<String>, ProjectorError> {
+        let through = self.store.labels_through_seq()?;
+        let mut problems = Vec::new();
+        let mut n = 0;
+        for patient_id in self.store.patient_ids()? {
+            n += 1;
+            progress(n);
+            let stored = match self.store.get_labels(&patient_id)? {
+                Some(bytes) => Some(
+                    serde_json::from_slice::<LabelRecord>(&bytes)
+                        .map_err(|source| ProjectorError::Record { patient_id: patient_id.clone(), source })?,
+                ),
+                None => None,
+            };
+            let events = self.patient_events(&patient_id)?;
+            match stored {
+                Some(record) => {
+                    let in_view: Vec<RecordedEvent> =
+                        events.into_iter().filter(|e| e.seq <= record.through_seq).collect();
+                    let view = View { as_of: record.as_of, known_at: None };
+                    let fresh = self
+                        .project(&patient_id, &in_view, &view)
+                        .map(|p| serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null));
+                    if fresh.as_ref() != Some(&record.labels) {
+                        problems.push(format!(
+                            "patient {patient_id}: stored labels differ from a fresh replay through seq {}",
+                            record.through_seq
+                        ));
+                    }
+                }
+                None => {
+                    let first = events.first().map(|e| e.seq).unwrap_or(0);
+                    let latest = events.iter().map(|e| e.event.occurred_on).max().unwrap_or_default();
+                    let view = View { as_of: latest, known_at: None };
+                    if first <= through && self.project(&patient_id, &events, &view).is_some() {
+                        problems.push(format!(
+                            "patient {patient_id}: has events through the checkpoint (seq {through}) but no stored labels"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(problems)
+    }
+}

@@ -1,0 +1,12 @@
+//! `registry-projector`: keeps every patient's labels up to date from the log, with the pure fold
+//! of `registry-domain`, and turns each change into alerts-as-data.
+//!
+//! Architecture invariants:
+//! - Labels are derived: each is a pure function of the patient's events in view, so they can be
+//!   rebuilt from the log at any time and `registry verify` checks that they equal a fresh replay.
+//! - Catch-up is driven by the `labels_through_seq` checkpoint, written in the same atomic batch
+//!   as the labels: after a crash the next run recomputes exactly the patients it had not finished.
+
+mod fold;
+
+pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError};
