@@ -23,4 +23,13 @@ pub enum StatsError {
     /// An argument outside its domain (cause not present, bad table, …).
     #[error("{0}")]
     InvalidArgument(String),
+    /// A column named on the command line is not in the data.
+    #[error("unknown column `{name}` (columns: {available})")]
+    UnknownColumn { name: String, available: String },
+    /// A cell that must be a number is not (line counts the header as line 1).
+    #[error("column `{column}`, line {line}: `{value}` is not a number")]
+    NonNumeric { column: String, line: usize, value: String },
+    /// An event code outside the coding (0/1, or 0..k for competing risks).
+    #[error("column `{column}`, line {line}: event code `{value}` is not {allowed}")]
+    EventCode { column: String, line: usize, value: String, allowed: &'static str },
 }

@@ -165,6 +165,10 @@ fn pointwise_ci(s: f64, se: f64, z: f64, conf_type: ConfType) -> (f64, f64) {
     match conf_type {
         ConfType::Plain => {
             let half = se * s * z;
+            if half.is_nan() {
+                // S = 0 with infinite se: R's pmax/pmin keep the NaN.
+                return (f64::NAN, f64::NAN);
+            }
             ((s - half).max(0.0), (s + half).min(1.0))
         }
         ConfType::Log => {

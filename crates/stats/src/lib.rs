@@ -14,6 +14,7 @@
 //! - [`finegray`]: Fine–Gray subdistribution hazards regression (`cmprsk::crr`).
 //! - [`tables`]: chi-square (`chisq.test`) and Fisher's exact test (`fisher.test`).
 //! - [`wilcoxon`]: Wilcoxon rank-sum test (`wilcox.test`).
+//! - [`request`]: columns of text cells → the JSON of `registry stats …` (shared by CLI and tests).
 //! - [`groups`]: sorting group labels the way the CLI and the fixtures agree on.
 
 pub mod cox;
@@ -23,6 +24,7 @@ pub mod finegray;
 pub mod groups;
 pub mod km;
 mod linalg;
+pub mod request;
 pub mod logrank;
 pub mod tables;
 pub mod wilcoxon;
