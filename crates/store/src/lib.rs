@@ -19,6 +19,7 @@
 //! them inside `tokio::task::spawn_blocking` with a clone of the [`Store`] (cheap: it is a set of
 //! handles), e.g. `let s = store.clone(); spawn_blocking(move || s.append_batch(&evs)).await??`.
 
+mod alerts;
 mod codec;
 mod derived;
 mod error;
@@ -26,6 +27,7 @@ mod log;
 mod rejections;
 mod verify;
 
+pub use alerts::StoredAlert;
 pub use codec::{Hash, RECORD_HEADER_LEN};
 pub use error::{ChainError, ChainProblem, StoreError};
 pub use log::{AppendOutcome, NewEvent, Store, StoreConfig, StoredEvent};
