@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 
 mod import_cmd;
 mod labels_cmd;
+mod ops_http;
 mod progress;
+mod services_cmd;
 mod stats_cmd;
 mod synth_cmd;
 mod verify_cmd;
@@ -29,6 +31,16 @@ enum Command {
     Labels(labels_cmd::LabelsArgs),
     /// Write a deterministic synthetic cohort as NDJSON events on stdout.
     Synth(synth_cmd::SynthArgs),
+    /// The live system in one process: ingest, projector, alerts, operations endpoint.
+    Serve(services_cmd::ServeArgs),
+    /// The ingest service alone: EVENTS → validated log → ACCEPTED.
+    Ingest(services_cmd::IngestArgs),
+    /// The projector service alone: ACCEPTED → labels → ALERTS.
+    Project(services_cmd::ProjectArgs),
+    /// The alert bridge: ALERTS → webhooks and stdout NDJSON.
+    Alerts(services_cmd::AlertsArgs),
+    /// A feeder: NDJSON events onto registry.events.<site>.<type> with Nats-Msg-Id.
+    Publish(services_cmd::PublishArgs),
     /// Survival and competing-risk statistics on any CSV (JSON on stdout).
     #[command(subcommand)]
     Stats(stats_cmd::StatsCommand),
@@ -48,6 +60,11 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify_cmd::run(args),
         Command::Labels(args) => labels_cmd::run(args),
         Command::Synth(args) => synth_cmd::run(args),
+        Command::Serve(args) => services_cmd::serve(args),
+        Command::Ingest(args) => services_cmd::ingest(args),
+        Command::Project(args) => services_cmd::project(args),
+        Command::Alerts(args) => services_cmd::alerts(args),
+        Command::Publish(args) => services_cmd::publish(args),
         Command::Stats(cmd) => stats_cmd::run(cmd),
     };
     match result {

@@ -2,9 +2,14 @@
 //! validated by the domain crate, de-duplicated and appended to the log by the store, and every
 //! input that is not accepted is kept with its reason, so that nothing sent is lost.
 //!
-//! Architecture invariant: one call of [`ingest_batch`] is one unit of work: it ends with one
-//! flush, and only after it returns may the caller acknowledge any of its inputs.
+//! Architecture invariant: one call of [`ingest_batch`] is one unit of work: it ends with a
+//! flush, and only after it returns may the caller acknowledge any of its inputs. The bus service
+//! ([`service`]) acknowledges a message only after its accepted events are also published
+//! downstream (outbox).
 
 mod batch;
+mod metrics;
+pub mod service;
 
 pub use batch::{ingest_batch, BatchSummary, InputOutcome, RawInput};
+pub use metrics::IngestMetrics;

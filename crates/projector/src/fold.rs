@@ -131,8 +131,42 @@ impl Projector {
             };
             writes.push((patient_id.clone(), value));
         }
+        // Alerts first: if the process dies before the labels are written, the next catch-up
+        // computes the same alerts (same ids) and they are stored once.
+        self.persist_alerts(&alerts)?;
         self.store.put_labels_batch(writes, through_seq)?;
         Ok(CatchUp { patients: touched.len(), alerts, through_seq })
+    }
+
+    /// Stores alerts in the history and the outbox (each alert_id once).
+    fn persist_alerts(&self, alerts: &[Alert]) -> Result<usize, ProjectorError> {
+        if alerts.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<(String, String, Vec<u8>)> = alerts
+            .iter()
+            .map(|a| {
+                let v = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
+                let id = v["alert_id"].as_str().unwrap_or_default().to_owned();
+                let kind = v["kind"].as_str().unwrap_or("unknown").to_owned();
+                (id, kind, serde_json::to_vec(&v).unwrap_or_default())
+            })
+            .collect();
+        Ok(self.store.put_alerts(&rows, Utc::now().timestamp_micros())?)
+    }
+
+    /// The clock task: raises `followup_overdue` for every patient whose last assessment is too
+    /// old at `view_date`. Returns how many alerts were new.
+    pub fn raise_overdue(&self, view_date: NaiveDate) -> Result<usize, ProjectorError> {
+        let view = View { as_of: view_date, known_at: None };
+        let mut alerts = Vec::new();
+        for patient_id in self.store.patient_ids()? {
+            let events = self.patient_events(&patient_id)?;
+            if let Some(p) = self.project(&patient_id, &events, &view) {
+                alerts.extend(registry_domain::alerts::followup_overdue(&p, view_date, &self.cfg));
+            }
+        }
+        self.persist_alerts(&alerts)
     }
 
     /// Labels of every listed patient (or one) in a view, recomputed from the log, sorted by

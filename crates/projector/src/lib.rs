@@ -6,7 +6,10 @@
 //!   rebuilt from the log at any time and `registry verify` checks that they equal a fresh replay.
 //! - Catch-up is driven by the `labels_through_seq` checkpoint, written in the same atomic batch
 //!   as the labels: after a crash the next run recomputes exactly the patients it had not finished.
+//! - Alerts are stored (history + outbox) before the labels that raised them; an alert_id is a
+//!   hash of its facts, so recomputation never raises the same alert twice.
 
 mod fold;
+pub mod service;
 
 pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError};

@@ -1,0 +1,77 @@
+//! The operations endpoint every service exposes: `/healthz` (the process is up), `/readyz` (its
+//! store answers), `/metrics` (Prometheus text: events ingested, rejected by reason, projection
+//! lag, alerts by kind). No patient identifier is ever logged or exported here.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use registry_ingest::IngestMetrics;
+use registry_projector::Projector;
+
+#[derive(Clone)]
+pub(crate) struct OpsState {
+    ingest: Arc<IngestMetrics>,
+    projector: Option<Projector>,
+}
+
+impl OpsState {
+    pub(crate) fn new(ingest: Arc<IngestMetrics>, projector: Option<Projector>) -> OpsState {
+        OpsState { ingest, projector }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<OpsState>) -> (StatusCode, &'static str) {
+    match &s.projector {
+        Some(p) => match p.store().labels_through_seq() {
+            Ok(_) => (StatusCode::OK, "ready\n"),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+        },
+        None => (StatusCode::OK, "ready\n"),
+    }
+}
+
+async fn metrics(State(s): State<OpsState>) -> String {
+    let mut out = s.ingest.render();
+    if let Some(p) = &s.projector {
+        let store = p.store();
+        let lag = store.last_seq().saturating_sub(store.labels_through_seq().unwrap_or(0));
+        out.push_str("# HELP registry_projection_lag_events Events in the projector's log not yet projected.\n");
+        out.push_str("# TYPE registry_projection_lag_events gauge\n");
+        out.push_str(&format!("registry_projection_lag_events {lag}\n"));
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        if let Ok(alerts) = store.alerts_since(i64::MIN, usize::MAX) {
+            for a in alerts {
+                *by_kind.entry(a.kind).or_default() += 1;
+            }
+        }
+        out.push_str("# HELP registry_alerts_total Alerts raised, by kind.\n");
+        out.push_str("# TYPE registry_alerts_total counter\n");
+        for (kind, n) in by_kind {
+            out.push_str(&format!("registry_alerts_total{{kind=\"{kind}\"}} {n}\n"));
+        }
+    }
+    out
+}
+
+/// Serves the operations endpoint on `addr` until `shutdown`.
+pub(crate) async fn serve(addr: SocketAddr, state: OpsState, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "operations endpoint listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

