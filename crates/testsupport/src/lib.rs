@@ -31,6 +31,10 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// between our probe and the server's bind.
 const PORT_ATTEMPTS: usize = 3;
 
+/// The store directory inside the server's temporary directory (nats-server keeps its files
+/// under `<store>/jetstream/`).
+const STORE_SUBDIR: &str = "store";
+
 /// A running `nats-server -js` on 127.0.0.1, killed and reaped on drop.
 #[derive(Debug)]
 pub struct NatsServer {
@@ -49,6 +53,7 @@ pub struct NatsServer {
 #[derive(Debug, Default, Clone)]
 pub struct NatsServerBuilder {
     config: Option<String>,
+    config_file: Option<PathBuf>,
     env: Vec<(String, String)>,
 }
 
@@ -58,6 +63,14 @@ impl NatsServerBuilder {
     /// `-js`), which override whatever the file says.
     pub fn config(mut self, conf: &str) -> Self {
         self.config = Some(conf.to_owned());
+        self
+    }
+
+    /// Starts the server from an existing config file, used in place so that its `include`s
+    /// resolve relative to it (e.g. `deploy/nats-sites.conf`). Ports and store directory are
+    /// injected as with [`NatsServerBuilder::config`]. Overrides `config`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config_file = Some(path.into());
         self
     }
 
@@ -75,17 +88,48 @@ impl NatsServerBuilder {
             .prefix("registry-nats-")
             .tempdir()
             .context("creating the server's temporary directory")?;
-        let config = match &self.config {
-            Some(text) => {
-                let path = dir.path().join("nats.conf");
+        let store_dir = dir.path().join(STORE_SUBDIR);
+        std::fs::create_dir_all(&store_dir).context("creating the JetStream store directory")?;
+        // nats-server refuses `-sd` next to a config that sets `store_dir` ("Duplicate
+        // 'store_dir'"), so a given config is wrapped: the wrapper includes it, then sets the
+        // JetStream block (the later key wins). Includes must be relative paths, resolved from
+        // the including file's directory.
+        let included = match (&self.config_file, &self.config) {
+            (Some(path), _) => {
+                let path = path
+                    .canonicalize()
+                    .with_context(|| format!("config file {} not found", path.display()))?;
+                Some(path)
+            }
+            (None, Some(text)) => {
+                let path = dir.path().join("user.conf");
                 std::fs::write(&path, text)
+                    .with_context(|| format!("writing config file {}", path.display()))?;
+                Some(path)
+            }
+            (None, None) => None,
+        };
+        let config = match included {
+            Some(included) => {
+                let base = dir
+                    .path()
+                    .canonicalize()
+                    .context("resolving the temporary directory")?;
+                let wrapper = format!(
+                    "# Written by registry-testsupport: the config under test, then this\n\
+                     # server's own JetStream store directory.\n\
+                     include \"{}\"\n\
+                     jetstream {{\n  store_dir: \"{}\"\n}}\n",
+                    relative_path(&base, &included).display(),
+                    store_dir.display()
+                );
+                let path = dir.path().join("nats.conf");
+                std::fs::write(&path, wrapper)
                     .with_context(|| format!("writing config file {}", path.display()))?;
                 Some(path)
             }
             None => None,
         };
-        std::fs::create_dir_all(dir.path().join("jetstream"))
-            .context("creating the JetStream store directory")?;
 
         let mut server = NatsServer {
             binary,
@@ -149,7 +193,7 @@ impl NatsServer {
 
     /// The JetStream store directory (kept across [`NatsServer::restart`]).
     pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().join("jetstream")
+        self.dir.path().join(STORE_SUBDIR)
     }
 
     /// The server's log file (stdout and stderr of the child), useful in failure messages.
@@ -204,18 +248,17 @@ impl NatsServer {
         let log_err = log.try_clone().context("cloning the server log handle")?;
 
         let mut cmd = Command::new(&self.binary);
-        if let Some(config) = &self.config {
-            cmd.arg("-c").arg(config);
-        }
-        cmd.arg("-js")
-            .arg("-a")
+        match &self.config {
+            // The wrapper config enables JetStream with our store directory.
+            Some(config) => cmd.arg("-c").arg(config),
+            None => cmd.arg("-js").arg("-sd").arg(self.store_dir()),
+        };
+        cmd.arg("-a")
             .arg("127.0.0.1")
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-m")
             .arg(self.monitor_port.to_string())
-            .arg("-sd")
-            .arg(self.store_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -344,6 +387,16 @@ pub fn find_nats_server() -> anyhow::Result<PathBuf> {
         "nats-server not found: run scripts/setup (installs the pinned one into .tools/bin/), \
          or set {NATS_SERVER_ENV} to its path, or put nats-server on PATH"
     )
+}
+
+/// `target` relative to the directory `base` (both absolute): `../..` up to the root, then the
+/// target's path. Not the shortest path, but always right for nats-server's relative includes.
+fn relative_path(base: &Path, target: &Path) -> PathBuf {
+    let mut relative = PathBuf::new();
+    for _ in base.components().skip(1) {
+        relative.push("..");
+    }
+    relative.join(target.strip_prefix("/").unwrap_or(target))
 }
 
 fn find_in_ancestors(start: &Path, relative: &Path) -> Option<PathBuf> {

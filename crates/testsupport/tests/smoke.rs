@@ -37,8 +37,14 @@ async fn same_msg_id_twice_is_stored_once() -> TestResult {
     let second = js.send_publish("smoke.a", publish()).await?.await?;
 
     assert!(!first.duplicate, "first publish is new");
-    assert!(second.duplicate, "second publish with the same id is a duplicate");
-    assert_eq!(first.sequence, second.sequence, "duplicate reports the stored seq");
+    assert!(
+        second.duplicate,
+        "second publish with the same id is a duplicate"
+    );
+    assert_eq!(
+        first.sequence, second.sequence,
+        "duplicate reports the stored seq"
+    );
     let info = js.get_stream("SMOKE").await?.get_info().await?;
     assert_eq!(info.state.messages, 1);
     Ok(())
@@ -126,11 +132,7 @@ async fn message_survives_server_restart_and_client_reconnects() -> TestResult {
     }
     let info = info.ok_or("stream not reachable after restart")?;
     assert_eq!(info.state.messages, 1);
-    let stored = js
-        .get_stream("SMOKE")
-        .await?
-        .get_raw_message(1)
-        .await?;
+    let stored = js.get_stream("SMOKE").await?.get_raw_message(1).await?;
     assert_eq!(&stored.payload[..], b"before crash");
     assert_eq!(
         client.connection_state(),
