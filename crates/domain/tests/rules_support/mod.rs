@@ -231,3 +231,15 @@ pub fn base() -> Tl {
 
 pub const T0: &str = "2015-03-02";
 pub const VIEW: &str = "2018-05-31";
+
+impl L {
+    pub fn up(mut self) -> L {
+        self.0.state = LesionState::UnequivocalProgression;
+        self
+    }
+}
+
+/// Computed time-point responses as strings, for compact assertions.
+pub fn responses(p: &PatientProjection) -> Vec<(String, u8, &'static str)> {
+    p.timepoints.iter().map(|t| (t.date.to_string(), t.segment, t.response.as_str())).collect()
+}
