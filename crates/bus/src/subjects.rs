@@ -245,6 +245,121 @@ mod tests {
     }
 
     #[test]
+    fn subjects_round_trip() -> Result<(), SubjectError> {
+        for (site, event_type) in [
+            ("fuscc", "patient.enrolled"),
+            ("pumch", "imaging.assessed"),
+            ("demo", "event.retracted"),
+            ("0site_x-1", "death.recorded"),
+        ] {
+            let subject = events_subject(site, event_type)?;
+            assert_eq!(subject, format!("registry.events.{site}.{event_type}"));
+            let parsed = parse_events_subject(&subject)?;
+            assert_eq!((parsed.site_id, parsed.event_type), (site, event_type));
+            assert_eq!(parsed.to_string(), subject);
+            assert_eq!(site_of_events_subject(&subject)?, site);
+            assert_eq!(parse_rejected_subject(&rejected_subject(site)?)?, site);
+        }
+        assert_eq!(parse_accepted_subject(&accepted_subject(3, n(4))?)?, 3);
+        assert_eq!(
+            parse_alerts_subject(&alerts_subject("progression.cns")?)?,
+            "progression.cns"
+        );
+        assert_eq!(events_site_filter("fuscc")?, "registry.events.fuscc.>");
+        Ok(())
+    }
+
+    #[test]
+    fn site_parse_rejects_malformed_subjects() {
+        let malformed = |subject: &str| {
+            matches!(
+                parse_events_subject(subject),
+                Err(SubjectError::Malformed { .. })
+            )
+        };
+        let bad_site = |subject: &str| {
+            matches!(
+                parse_events_subject(subject),
+                Err(SubjectError::InvalidSite(_))
+            )
+        };
+        let bad_type = |subject: &str| {
+            matches!(
+                parse_events_subject(subject),
+                Err(SubjectError::InvalidEventType(_))
+            )
+        };
+        assert!(malformed(""));
+        assert!(malformed("registry.events"));
+        assert!(malformed("registry.events."));
+        assert!(malformed("registry.events.fuscc"), "no event type");
+        assert!(malformed("registry.accepted.0"));
+        assert!(malformed("other.events.fuscc.patient.enrolled"));
+        assert!(malformed("Registry.events.fuscc.patient.enrolled"));
+        assert!(
+            bad_site("registry.events..patient.enrolled"),
+            "empty site token"
+        );
+        assert!(
+            bad_site("registry.events.FUSCC.patient.enrolled"),
+            "upper case"
+        );
+        assert!(bad_site("registry.events.*.patient.enrolled"), "wildcard");
+        assert!(bad_site("registry.events.>.patient"), "wildcard");
+        assert!(
+            bad_site("registry.events._x.patient.enrolled"),
+            "must start alphanumeric"
+        );
+        assert!(bad_site(&format!(
+            "registry.events.{}.patient.enrolled",
+            "a".repeat(33)
+        )));
+        assert!(bad_type("registry.events.fuscc."), "empty event type");
+        assert!(
+            bad_type("registry.events.fuscc.patient..enrolled"),
+            "empty token"
+        );
+        assert!(bad_type("registry.events.fuscc.patient.>"), "wildcard");
+        assert!(bad_type("registry.events.fuscc.patient enrolled"), "space");
+        assert!(site_of_events_subject("registry.events.fuscc").is_err());
+    }
+
+    #[test]
+    fn builders_refuse_invalid_tokens() {
+        assert!(matches!(
+            events_subject("pumch.x", "patient.enrolled"),
+            Err(SubjectError::InvalidSite(_))
+        ));
+        assert!(matches!(
+            events_subject("pumch", "patient.*"),
+            Err(SubjectError::InvalidEventType(_))
+        ));
+        assert!(matches!(
+            events_subject("pumch", ""),
+            Err(SubjectError::InvalidEventType(_))
+        ));
+        assert!(matches!(
+            rejected_subject(""),
+            Err(SubjectError::InvalidSite(_))
+        ));
+        assert!(matches!(
+            alerts_subject("a..b"),
+            Err(SubjectError::InvalidAlertKind(_))
+        ));
+        assert!(matches!(
+            accepted_subject(4, n(4)),
+            Err(SubjectError::PartitionOutOfRange {
+                partition: 4,
+                partitions: 4
+            })
+        ));
+        assert!(parse_accepted_subject("registry.accepted.x").is_err());
+        assert!(parse_accepted_subject("registry.accepted.").is_err());
+        assert!(parse_alerts_subject("registry.alerts.").is_err());
+        assert!(parse_rejected_subject("registry.rejected.A").is_err());
+    }
+
+    #[test]
     fn fnv1a_matches_published_test_vectors() {
         // From the FNV reference test suite (draft-eastlake-fnv, 64-bit FNV-1a).
         assert_eq!(fnv1a_64(b""), 0xcbf2_9ce4_8422_2325);
