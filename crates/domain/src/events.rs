@@ -152,8 +152,11 @@ impl Event {
     /// The wire schema version this type encodes.
     pub const SCHEMA_VERSION: u32 = 1;
 
-    /// Canonical JSON: envelope keys in contract order, payload in struct order, defaults explicit.
+    /// Canonical JSON: envelope keys in contract order, payload in struct order, defaults explicit,
+    /// measurements rounded to [`MEASURE_DECIMALS`] decimals (see [`round_measure`]).
     pub fn canonical_json(&self) -> Vec<u8> {
+        let mut payload = self.payload.clone();
+        payload.normalise();
         #[derive(Serialize)]
         struct Wire<'a> {
             event_id: String,
@@ -175,11 +178,26 @@ impl Event {
             occurred_on: self.occurred_on,
             recorded_at: self.recorded_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             supersedes: self.supersedes.map(|u| u.hyphenated().to_string()),
-            payload: &self.payload,
+            payload: &payload,
         };
         // Serialising plain structs, strings, numbers and enums into a Vec cannot fail.
         serde_json::to_vec(&wire).unwrap_or_default()
     }
+}
+
+/// Decimals kept for measurements (mm, mg, Gy): 0.001, far below what imaging or dosimetry resolve.
+pub const MEASURE_DECIMALS: i32 = 3;
+
+/// Rounds a measurement to [`MEASURE_DECIMALS`] decimals.
+///
+/// Why: serde_json (without its `float_roundtrip` feature) may read a 17-digit float back one ULP
+/// off, so `canonical_json` would not be a fixed point. A value with at most 3 decimals in range
+/// (≤ 100000) has at most 9 significant digits, which serde_json reads exactly.
+pub fn round_measure(x: f64) -> f64 {
+    let scale = 10f64.powi(MEASURE_DECIMALS);
+    let rounded = (x * scale).round() / scale;
+    // Never turn 0.0001 into -0.0 or keep a -0.0: one spelling for zero.
+    if rounded == 0.0 { 0.0 } else { rounded }
 }
 
 /// The typed payload; the variant is the event type.
@@ -207,6 +225,22 @@ impl Payload {
             Payload::DeathRecorded(_) => EventType::DeathRecorded,
             Payload::FollowupRecorded(_) => EventType::FollowupRecorded,
             Payload::EventRetracted(_) => EventType::EventRetracted,
+        }
+    }
+
+    /// Rounds every measurement (mm, mg, Gy) with [`round_measure`]; `parse_event` and
+    /// `canonical_json` both apply it, so parsed events equal their canonical re-parse.
+    pub fn normalise(&mut self) {
+        match self {
+            Payload::PatientEnrolled(e) => e.primary_size_mm = round_measure(e.primary_size_mm),
+            Payload::TreatmentStarted(t) => t.dose_mg = t.dose_mg.map(round_measure),
+            Payload::RadiotherapyDelivered(r) => r.total_dose_gy = round_measure(r.total_dose_gy),
+            Payload::ImagingAssessed(i) => {
+                for lesion in &mut i.lesions {
+                    lesion.diameter_mm = lesion.diameter_mm.map(round_measure);
+                }
+            }
+            Payload::TreatmentStopped(_) | Payload::DeathRecorded(_) | Payload::FollowupRecorded(_) | Payload::EventRetracted(_) => {}
         }
     }
 

@@ -384,7 +384,8 @@ fn typed(mut obj: Map<String, Value>) -> Result<Event, Rejection> {
             calendar_date(p, "/payload", key)?;
         }
     }
-    let payload = Payload::from_value(event_type, payload_value).map_err(|e| drift(&format!("/payload: {e}")))?;
+    let mut payload = Payload::from_value(event_type, payload_value).map_err(|e| drift(&format!("/payload: {e}")))?;
+    payload.normalise();
     Ok(Event { event_id, patient_id, site_id, occurred_on, recorded_at, supersedes, payload })
 }
 
