@@ -657,7 +657,7 @@ impl<'a> Sim<'a> {
 
         // ---- dates: follow-up from crizotinib start to the cut-off, median ≈ 22 months.
         let u: f64 = self.rng.random();
-        let f_months = 2.0 + 52.0 * u.powf(1.45);
+        let f_months = 2.0 + 52.0 * u.powf(1.22);
         let t0 = add_days(cutoff, -((f_months * MONTH).round() as i64));
         let prior_brain = brain_cat.prior_rt();
         let brain_rt_start = prior_brain.map(|m| match m {
@@ -825,9 +825,9 @@ impl<'a> Sim<'a> {
             organs.len() >= 3
         };
         let mut pfs_median = match brain_cat {
-            BrainCat::None => 12.0,
-            c if c.prior_rt().is_some() => 14.5,
-            _ => 6.5,
+            BrainCat::None => 16.3,
+            c if c.prior_rt().is_some() => 20.0,
+            _ => 6.2,
         };
         pfs_median *= match resp {
             Resp::Cr => 2.0,
@@ -843,7 +843,7 @@ impl<'a> Sim<'a> {
         if ecog == 2 {
             pfs_median *= 0.8;
         }
-        let pfs1_days = (self.lognormal(pfs_median, 0.75) * MONTH).round() as i64;
+        let pfs1_days = (self.lognormal(pfs_median, 0.95) * MONTH).round() as i64;
         // death before any progression (other causes): rare
         let death_pre = {
             let u = 1.0 - self.rng.random::<f64>();
@@ -1000,10 +1000,10 @@ impl<'a> Sim<'a> {
             // radiotherapy after PD1
             let rt_date = add_days(d1, self.days(7, 35));
             let salvage = match cand {
-                Candidate::Wbrt => self.chance(0.45),
-                Candidate::Srs => self.chance(0.55),
-                Candidate::Sbrt => self.chance(0.85),
-                Candidate::None => self.chance(0.1),
+                Candidate::Wbrt => self.chance(0.42),
+                Candidate::Srs => self.chance(0.45),
+                Candidate::Sbrt => self.chance(0.3),
+                Candidate::None => self.chance(0.04),
             };
             let cbpd = self.chance(0.67);
             let next_agent = if cbpd {
@@ -1012,7 +1012,7 @@ impl<'a> Sim<'a> {
                 self.pick(&[(Some(Agent::Alectinib), 3.0), (Some(Agent::Ceritinib), 2.0), (Some(Agent::Chemotherapy), 3.0), (None, 9.0)])
             };
             let any_rt_so_far = !self.rts.is_empty() || salvage;
-            let mut os_med = 15.0;
+            let mut os_med = 30.0;
             if any_rt_so_far {
                 os_med *= 1.8;
             }
@@ -1062,17 +1062,18 @@ impl<'a> Sim<'a> {
                 (Some(_), Some(_)) => Some((0.4, 0.85)),
                 _ => None,
             };
-            let mut pfs2_med = 3.3;
+            let mut pfs2_med = 2.8;
             if cbpd {
-                pfs2_med *= 2.0;
+                pfs2_med *= 2.2;
             }
             if salvage_any {
-                pfs2_med *= 1.6;
+                pfs2_med *= 1.8;
             }
-            match next_agent {
-                Some(Agent::Chemotherapy) => pfs2_med *= 1.3,
-                Some(_) => pfs2_med *= 2.2,
-                None => {}
+            match (cbpd, next_agent) {
+                (_, Some(Agent::Chemotherapy)) => pfs2_med *= 1.0,
+                (_, Some(_)) => pfs2_med *= 1.3,
+                (false, None) => pfs2_med *= 0.8,
+                (true, None) => {}
             }
             let pfs2_days = (self.lognormal(pfs2_med, 0.6) * MONTH).round() as i64;
 
@@ -1102,9 +1103,11 @@ impl<'a> Sim<'a> {
                 v
             };
             let interval = if !cbpd && next_agent.is_none() { (56, 91) } else { (42, 70) };
+            // best supportive care: most are not imaged again; some others are followed elsewhere
+            let imaging_stops = if !cbpd && next_agent.is_none() { self.chance(0.8) } else { self.chance(0.1) };
             let mut date = add_days(d1, self.days(interval.0, interval.1));
             loop {
-                if date > limit2 {
+                if date > limit2 || imaging_stops {
                     break;
                 }
                 let k = self.tps.len();
@@ -1408,13 +1411,13 @@ impl<'a> Sim<'a> {
             self.pick(&[("OF", 0.40), ("ODF", 0.32), ("DF", 0.28)])
         };
         let brain_pd = if bbm {
-            let p = if brain.prior_rt().is_some() { 0.55 } else { 0.85 };
+            let p = if brain.prior_rt().is_some() { 0.6 } else { 0.9 };
             self.chance(p)
         } else {
             match pattern {
                 "OF" => false,
-                "DF" => self.chance(0.5),
-                _ => self.chance(0.7),
+                "DF" => self.chance(0.65),
+                _ => self.chance(0.8),
             }
         };
         let brain_multiple = match brain {
@@ -1494,9 +1497,9 @@ impl<'a> Sim<'a> {
                         .map(|&l| {
                             let le = &self.lesions[l];
                             let w = match (le.organ, le.primary) {
-                                (Organ::Lung, true) => 9.0,
+                                (Organ::Lung, true) => 3.0,
                                 (Organ::Lung, false) => 1.0,
-                                (Organ::RegionalLn, _) => 1.2,
+                                (Organ::RegionalLn, _) => 0.5,
                                 (Organ::DistantLn, _) => 1.5,
                                 (Organ::Liver, _) => 1.5,
                                 (Organ::Bone, _) => 0.3,
@@ -1565,7 +1568,7 @@ impl<'a> Sim<'a> {
             for _ in 0..n_organs {
                 let organ = self.pick(&[
                     (Organ::Bone, 3.5),
-                    (Organ::Lung, 2.0),
+                    (Organ::Lung, 1.2),
                     (Organ::Liver, 1.0),
                     (Organ::Adrenal, 0.5),
                     (Organ::DistantLn, 1.0),

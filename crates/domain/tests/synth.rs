@@ -232,7 +232,6 @@ pub struct Figures {
     followup_median_m: f64,
     os_rt_m: f64,
     os_no_rt_m: f64,
-    findings: usize,
 }
 
 fn project_cohort(c: &SynthConfig) -> Vec<Labels> {
@@ -241,7 +240,7 @@ fn project_cohort(c: &SynthConfig) -> Vec<Labels> {
     let config = Config::default();
     let mut out = Vec::new();
     let mut current: Vec<RecordedEvent> = Vec::new();
-    let mut flush = |evs: &mut Vec<RecordedEvent>, out: &mut Vec<Labels>| {
+    let flush = |evs: &mut Vec<RecordedEvent>, out: &mut Vec<Labels>| {
         if let Some(first) = evs.first() {
             let pid = first.event.patient_id.clone();
             let p = project_patient(&pid, evs, &view, &config).expect("every generated patient is listed");
