@@ -1485,8 +1485,16 @@ impl<'a> Sim<'a> {
         }
         // original extracranial lesions
         if plan.orig_extra || (plan.orig_brain && grown_sizes.is_empty() && !plan.new_brain && !plan.new_extra) {
-            let cands: Vec<usize> =
-                reference.iter().copied().filter(|&l| self.lesions[l].organ != Organ::Brain && present(tp, l)).collect();
+            // a node under 10 mm at the segment's baseline is a normal node: it cannot progress
+            let normal_node = |sim: &Sim<'_>, l: usize| {
+                sim.lesions[l].organ.is_nodal()
+                    && sim.tps[seg_start].get(l).and_then(Obs::size).is_none_or(|d| d < 10.0)
+            };
+            let cands: Vec<usize> = reference
+                .iter()
+                .copied()
+                .filter(|&l| self.lesions[l].organ != Organ::Brain && present(tp, l) && !normal_node(self, l))
+                .collect();
             if !cands.is_empty() {
                 let n_organs = if self.chance(0.3) { 2 } else { 1 };
                 let mut organs_done: Vec<(Organ, bool)> = Vec::new();

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use chrono::{NaiveDate, Utc};
 use registry_domain::config::Config;
 use registry_domain::events::{Agent, Event, EventType, Organ, Payload};
+use registry_domain::findings::{Finding, FindingKind};
 use registry_domain::labels::{BrainClass, Labels, Pattern, Response, RtFlags, Status};
 use registry_domain::projection::project_patient;
 use registry_domain::synth::{generate, patient_id_for, Profile, SynthConfig};
@@ -64,6 +65,32 @@ fn every_event_passes_the_validator_unchanged() {
             assert_eq!(parsed.canonical_json(), raw, "seed {seed}: re-encoding differs");
         }
     }
+}
+
+#[test]
+fn small_and_odd_cohorts_are_valid() {
+    assert_eq!(generate(&cfg(0, 1)).count(), 0);
+    for n in 1..12 {
+        for seed in [0u64, 3, u64::MAX] {
+            let events: Vec<Event> = generate(&cfg(n, seed)).collect();
+            let patients: BTreeSet<&str> = events.iter().map(|e| e.patient_id.as_str()).collect();
+            assert_eq!(patients.len(), n);
+            for e in &events {
+                parse_event(&e.canonical_json()).unwrap_or_else(|r| panic!("n {n} seed {seed}: {r:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn two_thousand_patients_pass_the_validator() {
+    let mut n = 0;
+    for e in generate(&cfg(2000, 99)) {
+        let raw = e.canonical_json();
+        parse_event(&raw).unwrap_or_else(|r| panic!("rejected {:?}: {}", r, String::from_utf8_lossy(&raw)));
+        n += 1;
+    }
+    assert!(n > 2000 * 15);
 }
 
 #[test]
@@ -235,16 +262,20 @@ pub struct Figures {
 }
 
 fn project_cohort(c: &SynthConfig) -> Vec<Labels> {
+    project_cohort_with_findings(c).into_iter().map(|p| p.0).collect()
+}
+
+fn project_cohort_with_findings(c: &SynthConfig) -> Vec<(Labels, Vec<Finding>)> {
     let as_of = c.profile.data_cutoff();
     let view = View::as_of(as_of);
     let config = Config::default();
     let mut out = Vec::new();
     let mut current: Vec<RecordedEvent> = Vec::new();
-    let flush = |evs: &mut Vec<RecordedEvent>, out: &mut Vec<Labels>| {
+    let flush = |evs: &mut Vec<RecordedEvent>, out: &mut Vec<(Labels, Vec<Finding>)>| {
         if let Some(first) = evs.first() {
             let pid = first.event.patient_id.clone();
             let p = project_patient(&pid, evs, &view, &config).expect("every generated patient is listed");
-            out.push(p.labels);
+            out.push((p.labels, p.findings));
         }
         evs.clear();
     };
@@ -396,8 +427,16 @@ fn report(seed: u64, f: &Figures) -> String {
 #[test]
 fn calibration_seed_2019_lands_in_the_study_bands() {
     let c = cfg(93, 2019);
-    let labels = project_cohort(&c);
+    let projected = project_cohort_with_findings(&c);
+    let labels: Vec<Labels> = projected.iter().map(|p| p.0.clone()).collect();
     let f = figures(&labels);
+    // the only data-quality findings are the planted reported-response disagreements
+    let findings: Vec<&Finding> = projected.iter().flat_map(|p| p.1.iter()).collect();
+    for x in &findings {
+        eprintln!("finding: {:?} {}", x.kind, x.message);
+    }
+    assert!(findings.iter().all(|x| x.kind == FindingKind::ReportedResponseMismatch), "{findings:?}");
+    assert!((1..=3).contains(&findings.len()), "{} findings", findings.len());
     eprintln!("{}", report(2019, &f));
     assert_eq!(f.n, 93);
     assert_eq!(f.indexed, 93);
@@ -433,6 +472,54 @@ fn calibration_report_many_seeds() {
         let f = figures(&project_cohort(&cfg(93, seed)));
         eprintln!("{}", report(seed, &f));
     }
-    let f = figures(&project_cohort(&cfg(5000, 2019)));
-    eprintln!("{}", report(2019, &f));
+    let projected = project_cohort_with_findings(&cfg(5000, 2019));
+    let mut kinds: std::collections::BTreeMap<&str, usize> = Default::default();
+    for x in projected.iter().flat_map(|p| p.1.iter()) {
+        *kinds.entry(x.kind.as_str()).or_default() += 1;
+    }
+    let labels: Vec<Labels> = projected.into_iter().map(|p| p.0).collect();
+    eprintln!("{}", report(2019, &figures(&labels)));
+    eprintln!("findings of 5000 patients: {kinds:?}");
+}
+
+#[test]
+#[ignore = "debug"]
+fn debug_mismatches() {
+    let projected = project_cohort_with_findings(&cfg(1000, 2019));
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for (l, fs) in &projected {
+        for x in fs {
+            let m: Vec<&str> = x.message.split_whitespace().collect();
+            *kinds.entry(format!("{} {}", m[1], m[5])).or_default() += 1;
+            if !(m[1] == "SD" && m[5] == "PR") {
+                eprintln!("{} {}", l.patient_id, x.message);
+            }
+        }
+    }
+    eprintln!("{kinds:?}");
+}
+
+#[test]
+#[ignore = "debug"]
+fn debug_patient() {
+    let pid = std::env::var("PID").unwrap_or_else(|_| "NI-00071".into());
+    let idx: usize = pid[3..].parse::<usize>().unwrap_or(1) - 1;
+    let c = cfg(1000, 2019);
+    let evs = generate(&c).patient_events(idx);
+    let mut sorted = evs.clone();
+    sorted.sort_by(registry_domain::view::canonical_cmp);
+    for e in &sorted {
+        eprintln!("{}", String::from_utf8_lossy(&e.canonical_json()));
+    }
+    let rec: Vec<RecordedEvent> = evs
+        .iter()
+        .enumerate()
+        .map(|(i, e)| RecordedEvent { event: e.clone(), seq: i as u64, received_at: e.recorded_at.with_timezone(&Utc) })
+        .collect();
+    let p = project_patient(&evs[0].patient_id, &rec, &View::as_of(c.profile.data_cutoff()), &Config::default());
+    if let Some(p) = p {
+        eprintln!("{}", p.labels.to_json_line());
+        eprintln!("{:?}", p.timepoints);
+        eprintln!("{:?}", p.findings);
+    }
 }
