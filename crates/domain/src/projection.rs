@@ -396,7 +396,7 @@ fn cbpd(evs: &[Event], pd1: NaiveDate, death: Option<NaiveDate>, view_date: Naiv
             }
             _ => None,
         })
-        .last(); // events are in canonical order: the last is the latest started
+        .next_back(); // events are in canonical order: the last is the latest started
     let Some(stop) = active else { return Some(false) };
     if stop.is_some_and(|s| s <= limit) || death.is_some_and(|d| d <= limit) {
         return Some(false);

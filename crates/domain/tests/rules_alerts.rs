@@ -1,4 +1,5 @@
 //! domain.md "Alerts": alerts as data between two projections, deterministic ids, followup_overdue.
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 

@@ -1,5 +1,6 @@
 //! domain.md "Baseline and reference sets": window, counted listings, reference set, normal nodes,
 //! target choice (feeder roles or RECIST 1.1 §3.3.1), BBM and its class, metastatic organs/lesions.
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 

@@ -1,5 +1,6 @@
 //! domain.md "Clocks" and "Radiotherapy and treatment flags": PFS1, PFS2, OS with their reasons,
 //! negative days, RT flags, CBPD, next therapy, death date.
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 

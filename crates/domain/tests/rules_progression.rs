@@ -1,4 +1,5 @@
 //! domain.md "First progression (PD1), failure pattern and sites" and "Second progression (PD2)".
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 

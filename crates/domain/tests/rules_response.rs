@@ -1,5 +1,6 @@
 //! domain.md "Time points and response (RECIST 1.1)": grouping, S with absent = 0, nadir,
 //! target / non-target / new lesion / reappearance / overall responses, BOR, reported responses.
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 

@@ -1,5 +1,6 @@
 //! domain.md "Which events count", "Status and index date", "Views", and the Labels JSON shape.
 //! Given a timeline, when projected at a view, then these labels.
+#![allow(clippy::type_complexity)]
 
 mod rules_support;
 
