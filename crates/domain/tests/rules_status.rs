@@ -278,3 +278,44 @@ fn labels_json_has_the_interfaces_shape() {
     let back: Labels = serde_json::from_str(expected).expect("labels read back");
     assert_eq!(back, l);
 }
+
+#[test]
+fn a_retraction_waits_for_its_target() {
+    // The retraction is known before the death it names: no effect until the death arrives, then
+    // the death is hidden.
+    let tl = base().death("2016-01-01");
+    let death = tl.last_id();
+    let tl = tl.retract("2016-02-01", death);
+    let mut rec = tl.recorded();
+    let death_rec = rec.iter().position(|r| r.event.event_id == death).expect("death");
+    let death_rec = rec.remove(death_rec);
+    let pid = registry_domain::events::PatientId::parse("P001").expect("pid");
+    let cfg = registry_domain::config::Config::default();
+    let view = View::as_of(d(VIEW));
+    let without = registry_domain::projection::project_patient(&pid, &rec, &view, &cfg).expect("listed");
+    assert_eq!(without.labels.death_date, None);
+    assert!(without.findings.is_empty(), "a pending link is not a finding: {:?}", without.findings);
+    rec.push(death_rec);
+    let with = registry_domain::projection::project_patient(&pid, &rec, &view, &cfg).expect("listed");
+    assert_eq!(with.labels.death_date, None);
+}
+
+#[test]
+fn links_forming_a_cycle_are_ignored_with_a_finding() {
+    // Two retractions naming each other: neither acts; the death they do not name stays.
+    let mut tl = base().death("2016-01-01");
+    let a = uuid::Uuid::from_u128(0xA);
+    let b = uuid::Uuid::from_u128(0xB);
+    tl = tl.retract("2016-02-01", b);
+    if let Some(e) = tl.events.last_mut() {
+        e.event_id = a;
+    }
+    tl = tl.retract("2016-02-02", a);
+    if let Some(e) = tl.events.last_mut() {
+        e.event_id = b;
+    }
+    let p = tl.project(VIEW);
+    assert_eq!(p.labels.death_date, Some(d("2016-01-01")));
+    let cyc: Vec<_> = p.findings.iter().filter(|f| f.kind == FindingKind::InvalidLink).map(|f| f.event_id).collect();
+    assert_eq!(cyc, vec![a, b]);
+}
