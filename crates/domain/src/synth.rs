@@ -657,7 +657,7 @@ impl<'a> Sim<'a> {
 
         // ---- dates: follow-up from crizotinib start to the cut-off, median ≈ 22 months.
         let u: f64 = self.rng.random();
-        let f_months = 2.0 + 52.0 * u.powf(1.22);
+        let f_months = 2.0 + 50.5 * u.powf(1.22);
         let t0 = add_days(cutoff, -((f_months * MONTH).round() as i64));
         let prior_brain = brain_cat.prior_rt();
         let brain_rt_start = prior_brain.map(|m| match m {
@@ -1295,8 +1295,8 @@ impl<'a> Sim<'a> {
         let n_nodes = match n_stage {
             NStage::N0 | NStage::NX => 0,
             NStage::N1 => 1,
-            NStage::N2 => self.int(1, 3),
-            _ => self.int(2, 4),
+            NStage::N2 => self.int(1, 4),
+            _ => self.int(2, 5),
         };
         for _ in 0..n_nodes {
             self.add_lesion(Organ::RegionalLn, false);
@@ -1317,16 +1317,16 @@ impl<'a> Sim<'a> {
                 false
             }
         };
-        any_distant |= organ_lesions(self, Organ::Lung, 0.258, (1, 6), 8.0, 0.4, 4.0, 25.0, &mut sizes, 1.0);
-        any_distant |= organ_lesions(self, Organ::Pleura, 0.18, (1, 3), 10.0, 0.4, 5.0, 25.0, &mut sizes, 1.0);
-        any_distant |= organ_lesions(self, Organ::DistantLn, 0.2, (1, 3), 14.0, 0.25, 10.0, 28.0, &mut sizes, 1.0);
-        any_distant |= organ_lesions(self, Organ::Liver, 0.161, (1, 4), 18.0, 0.4, 8.0, 50.0, &mut sizes, 1.0);
+        any_distant |= organ_lesions(self, Organ::Lung, 0.258, (1, 8), 8.0, 0.4, 4.0, 25.0, &mut sizes, 1.0);
+        any_distant |= organ_lesions(self, Organ::Pleura, 0.18, (1, 4), 10.0, 0.4, 5.0, 25.0, &mut sizes, 1.0);
+        any_distant |= organ_lesions(self, Organ::DistantLn, 0.2, (1, 4), 14.0, 0.25, 10.0, 28.0, &mut sizes, 1.0);
+        any_distant |= organ_lesions(self, Organ::Liver, 0.161, (1, 5), 18.0, 0.4, 8.0, 50.0, &mut sizes, 1.0);
         let adrenal_forced = self.plan.ext_rt[self.idx] == ExtRt::Adrenal;
         let ap = if adrenal_forced { 1.0 } else { 0.14 };
         any_distant |= organ_lesions(self, Organ::Adrenal, ap, (1, 2), 20.0, 0.35, 10.0, 45.0, &mut sizes, 1.0);
         let bone_forced = self.plan.ext_rt[self.idx] == ExtRt::Bone;
         let bp = if bone_forced { 1.0 } else { 0.355 };
-        let had_bone = organ_lesions(self, Organ::Bone, bp, (1, 8), 18.0, 0.35, 10.0, 45.0, &mut sizes, 0.6);
+        let had_bone = organ_lesions(self, Organ::Bone, bp, (2, 10), 18.0, 0.35, 10.0, 45.0, &mut sizes, 0.6);
         if bone_forced && had_bone {
             // the irradiated bone lesion is the measurable, painful one
             let first_bone = self.lesions_of(Organ::Bone)[0];

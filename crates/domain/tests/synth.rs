@@ -523,3 +523,44 @@ fn debug_patient() {
         eprintln!("{:?}", p.findings);
     }
 }
+
+/// Not a check: the enrolment-level shape of a cohort (years, age, sex, stage, sizes, lesion counts).
+#[test]
+#[ignore = "report only"]
+fn demographics_report() {
+    let c = cfg(93, 2019);
+    let mut diag_years: std::collections::BTreeMap<i32, usize> = Default::default();
+    let mut t0_years: std::collections::BTreeMap<i32, usize> = Default::default();
+    let mut ages = Vec::new();
+    let mut sizes = Vec::new();
+    let (mut male, mut adeno, mut ecog2, mut t34, mut n0, mut first_line) = (0, 0, 0, 0, 0, 0);
+    use chrono::Datelike;
+    for e in generate(&c) {
+        match &e.payload {
+            Payload::PatientEnrolled(p) => {
+                *diag_years.entry(p.diagnosis_date.year()).or_default() += 1;
+                ages.push(p.diagnosis_date.year() - i32::from(p.birth_year));
+                sizes.push(p.primary_size_mm);
+                male += usize::from(p.sex == registry_domain::events::Sex::Male);
+                adeno += usize::from(p.histology == registry_domain::events::Histology::Adenocarcinoma);
+                ecog2 += usize::from(p.ecog >= 2);
+                t34 += usize::from(matches!(p.t_stage, registry_domain::events::TStage::T3 | registry_domain::events::TStage::T4));
+                n0 += usize::from(p.n_stage == registry_domain::events::NStage::N0);
+                first_line += usize::from(p.prior_systemic_lines == 0);
+            }
+            Payload::TreatmentStarted(t) if t.agent == Agent::Crizotinib => {
+                *t0_years.entry(e.occurred_on.year()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    ages.sort();
+    sizes.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let labels = project_cohort(&c);
+    let organs3 = labels.iter().filter(|l| l.baseline.as_ref().is_some_and(|b| b.metastatic_organs >= 3)).count();
+    let lesions6 = labels.iter().filter(|l| l.baseline.as_ref().is_some_and(|b| b.metastatic_lesions >= 6)).count();
+    eprintln!(
+        "diagnosis years {diag_years:?}\nT0 years {t0_years:?}\nage median {} range {}-{}; male {male}; adeno {adeno}; ECOG>=2 {ecog2}; T3-4 {t34}; N0 {n0}; first line {first_line}; primary size median {} mm range {}-{}; metastatic organs>=3 (pipeline, nodes count) {organs3}; metastatic lesions>=6 {lesions6}",
+        ages[ages.len() / 2], ages[0], ages[ages.len() - 1], sizes[sizes.len() / 2], sizes[0], sizes[sizes.len() - 1]
+    );
+}
