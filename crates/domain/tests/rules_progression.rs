@@ -320,3 +320,21 @@ fn pd2_salvage_candidate_looks_for_wbrt_before_pd2() {
     let pd2 = l.pd2.expect("pd2");
     assert_eq!((pd2.brain, pd2.salvage_candidate), (Brain_::Multiple, Sc::None));
 }
+
+#[test]
+fn organ_and_primary_flag_come_from_the_segment_baseline_listing() {
+    // The feeder later lists L1 under "other" and P1 without the primary flag: sites and extent
+    // still use the baseline listing (liver; primary).
+    let l = two_targets()
+        .scan("2015-04-20", vec![lesion("P1", Lung, 60.0), lesion("L1", Other, 32.0)])
+        .labels(VIEW);
+    let pd1 = l.pd1.expect("pd1");
+    assert_eq!(pd1.sites, vec![Liver, Lung]);
+    assert_eq!(pd1.extent, Some(Extent::PrimaryAndMetastasis));
+    // A new lesion's organ is that of its first listing.
+    let l = two_targets()
+        .scan("2015-04-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("X1", Adrenal, 12.0)])
+        .scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("X1", Bone, 30.0)])
+        .labels(VIEW);
+    assert_eq!(l.pd1.expect("pd1").sites, vec![Adrenal]);
+}

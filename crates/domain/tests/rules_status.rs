@@ -319,3 +319,42 @@ fn links_forming_a_cycle_are_ignored_with_a_finding() {
     let cyc: Vec<_> = p.findings.iter().filter(|f| f.kind == FindingKind::InvalidLink).map(|f| f.event_id).collect();
     assert_eq!(cyc, vec![a, b]);
 }
+
+#[test]
+fn recorded_at_compares_as_an_instant() {
+    // Two enrolments on the same day: 10:00+08:00 (02:00Z) was recorded before 05:00Z, so it is
+    // the first in canonical order and counts.
+    use chrono::{FixedOffset, TimeZone as _};
+    let mut tl = Tl::new().enrolled_dx("2015-01-10", "2014-11-01").enrolled_dx("2015-01-10", "2014-12-01");
+    tl.events[0].recorded_at = FixedOffset::east_opt(0)
+        .and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 5, 0, 0).single())
+        .expect("time");
+    tl.events[1].recorded_at = FixedOffset::east_opt(8 * 3600)
+        .and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 10, 0, 0).single())
+        .expect("time");
+    let p = tl.crizotinib(T0).project(VIEW);
+    assert_eq!(p.labels.diagnosis_date, Some(d("2014-12-01")));
+}
+
+#[test]
+fn config_thresholds_are_honoured() {
+    use registry_domain::config::Config;
+    use registry_domain::projection::project_patient;
+    let tl = base()
+        .scan("2015-02-01", vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0)])
+        .scan("2015-04-20", vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]);
+    let pid = registry_domain::events::PatientId::parse("P001").expect("pid");
+    let view = View::as_of(d("2015-05-15"));
+    let default = project_patient(&pid, &tl.recorded(), &view, &Config::default()).expect("listed").labels;
+    // Default: baseline 2015-02-01 is in the 42-day window; PD1 2015-04-20; CBPD true by 05-11.
+    assert_eq!(default.pd1.as_ref().map(|p| p.date), Some(d("2015-04-20")));
+    assert_eq!(default.cbpd, Some(true));
+    let cfg = Config { cbpd_days: 30, ..Config::default() };
+    assert_eq!(project_patient(&pid, &tl.recorded(), &view, &cfg).expect("listed").labels.cbpd, None);
+    let cfg = Config { sbrt_max_diameter_mm: 10.0, ..Config::default() };
+    let l = project_patient(&pid, &tl.recorded(), &view, &cfg).expect("listed").labels;
+    assert_eq!(l.pd1.map(|p| format!("{:?}", p.salvage_candidate)), Some("None".into()));
+    let cfg = Config { baseline_window_days: 20, ..Config::default() };
+    let l = project_patient(&pid, &tl.recorded(), &view, &cfg).expect("listed").labels;
+    assert_eq!((l.baseline, l.pd1), (None, None));
+}
