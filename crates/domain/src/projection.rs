@@ -154,7 +154,8 @@ pub fn project_patient(
             brain_lesions: u32::try_from(brain.len()).unwrap_or(u32::MAX),
             metastatic_organs: u32::try_from(organs.len()).unwrap_or(u32::MAX),
             metastatic_lesions: u32::try_from(mets.len()).unwrap_or(u32::MAX),
-            target_sum_mm: seg1.has_targets().then_some(seg1.s0),
+            // Shown to 0.001 mm so that float noise of the sum (41.1 + 42.2) never reaches the JSON.
+            target_sum_mm: seg1.has_targets().then_some((seg1.s0 * 1000.0).round() / 1000.0),
         });
         seg1_evals = recist::evaluate(&seg1, &studies, &tps);
         if let Some(ev) = seg1_evals.last().filter(|e| e.pd.is_some()) {

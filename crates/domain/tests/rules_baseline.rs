@@ -205,3 +205,10 @@ fn size_test_uses_the_latest_earlier_measurement_when_the_listing_has_none() {
         .expect("baseline");
     assert_eq!(b.bbm_class, Some(BrainClass::Oligo));
 }
+
+#[test]
+fn target_sum_is_shown_without_float_noise() {
+    // 41.1 + 42.2 is 83.30000000000001 in binary floating point; the label says 83.3.
+    let l = base().scan("2015-02-20", vec![lesion("P1", Lung, 41.1).primary(), lesion("L1", Liver, 42.2)]).labels(VIEW);
+    assert!(l.to_json_line().contains(r#""target_sum_mm":83.3}"#), "{}", l.to_json_line());
+}
