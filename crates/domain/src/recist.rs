@@ -123,10 +123,15 @@ impl Studies {
         Studies { list, first_listing }
     }
 
+    /// The studies up to position `upto` inclusive (all of them when `upto` is past the end).
+    fn upto(&self, upto: usize) -> &[Study] {
+        self.list.get(..=upto).unwrap_or(&self.list)
+    }
+
     /// Size of a lesion at a time point ending at study `upto` (inclusive): its diameter listed
     /// there, else its latest measured diameter in an earlier study (`absent` is not a size).
     pub(crate) fn size_at(&self, id: &str, upto: usize) -> Option<f64> {
-        self.list[..=upto.min(self.list.len().saturating_sub(1))]
+        self.upto(upto)
             .iter()
             .rev()
             .filter_map(|s| s.lesions.get(id))
@@ -135,7 +140,7 @@ impl Studies {
 
     /// The latest listing at or before study `upto` that is not `not_evaluated`, else the latest.
     fn state_listing(&self, id: &str, upto: usize) -> Option<&Listing> {
-        let range = &self.list[..=upto.min(self.list.len().saturating_sub(1))];
+        let range = self.upto(upto);
         let mut listed = range.iter().rev().filter_map(|s| s.lesions.get(id));
         let latest = listed.clone().next();
         listed.find(|l| l.state != LesionState::NotEvaluated).or(latest)
