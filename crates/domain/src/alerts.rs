@@ -137,7 +137,11 @@ fn clock_revised(before: Option<&Clock>, after: Option<&Clock>) -> bool {
 /// The alerts raised by going from `before` (None: the patient was not listed) to `after`.
 /// `completing_event` is the event whose arrival produced `after` (None for a replay or a batch).
 /// Order: by kind as listed in `domain.md`, then by the facts.
-pub fn alerts_between(before: Option<&PatientProjection>, after: &PatientProjection, completing_event: Option<Uuid>) -> Vec<Alert> {
+pub fn alerts_between(
+    before: Option<&PatientProjection>,
+    after: &PatientProjection,
+    completing_event: Option<Uuid>,
+) -> Vec<Alert> {
     let pid = after.patient_id.as_str();
     let la = &after.labels;
     let lb = before.map(|b| &b.labels);
@@ -171,7 +175,10 @@ pub fn alerts_between(before: Option<&PatientProjection>, after: &PatientProject
     if let Some(lb) = lb {
         for (label, b, a) in [("pd1", lb.pd1.as_ref(), la.pd1.as_ref()), ("pd2", lb.pd2.as_ref(), la.pd2.as_ref())] {
             if progression_revised(b, a) {
-                out.push(mk(AlertKind::LabelRevised, json!({ "label": label, "before": to_value(&b), "after": to_value(&a) })));
+                out.push(mk(
+                    AlertKind::LabelRevised,
+                    json!({ "label": label, "before": to_value(&b), "after": to_value(&a) }),
+                ));
             }
         }
         for (label, b, a) in [
@@ -180,7 +187,10 @@ pub fn alerts_between(before: Option<&PatientProjection>, after: &PatientProject
             ("os", lb.os.as_ref(), la.os.as_ref()),
         ] {
             if clock_revised(b, a) {
-                out.push(mk(AlertKind::LabelRevised, json!({ "label": label, "before": to_value(&b), "after": to_value(&a) })));
+                out.push(mk(
+                    AlertKind::LabelRevised,
+                    json!({ "label": label, "before": to_value(&b), "after": to_value(&a) }),
+                ));
             }
         }
     }

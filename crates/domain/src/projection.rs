@@ -7,9 +7,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::events::{Agent, Event, FollowupStatus, PatientId, Payload, RtRegion};
 use crate::findings::{normalise, Finding, FindingKind};
-use crate::labels::{
-    Baseline, Clock, ClockReason, Labels, NextTherapy, Progression, Response, RtFlags, Status,
-};
+use crate::labels::{Baseline, Clock, ClockReason, Labels, NextTherapy, Progression, Response, RtFlags, Status};
 use crate::recist::{self, Group, RtCourse, Studies, Study, TpEval, TpResponse};
 use crate::view::{counted_events, RecordedEvent, View};
 
@@ -139,11 +137,8 @@ pub fn project_patient(
             .filter(|(_, l)| l.organ == crate::events::Organ::Brain)
             .map(|(id, _)| studies.size_at(id, bg.last))
             .collect();
-        let mets: Vec<&recist::RefLesion> = seg1
-            .lesions
-            .values()
-            .filter(|l| !l.primary && l.class != recist::LesionClass::NormalNode)
-            .collect();
+        let mets: Vec<&recist::RefLesion> =
+            seg1.lesions.values().filter(|l| !l.primary && l.class != recist::LesionClass::NormalNode).collect();
         let mut organs: Vec<&str> = mets.iter().map(|l| l.organ.as_str()).collect();
         organs.sort_unstable();
         organs.dedup();
@@ -278,7 +273,8 @@ pub fn project_patient(
         rt_flags.prior = Some(!prior.is_empty());
         rt_flags.prior_brain = Some(prior.iter().any(|(_, r)| r.region == RtRegion::Brain));
         rt_flags.prior_extracranial = Some(prior.iter().any(|(_, r)| r.region != RtRegion::Brain));
-        let mut m: Vec<_> = prior.iter().filter(|(_, r)| r.region == RtRegion::Brain).map(|(_, r)| r.modality).collect();
+        let mut m: Vec<_> =
+            prior.iter().filter(|(_, r)| r.region == RtRegion::Brain).map(|(_, r)| r.modality).collect();
         m.sort_by_key(|x| x.as_str());
         m.dedup();
         rt_flags.prior_brain_modalities = m;
@@ -304,7 +300,8 @@ pub fn project_patient(
     });
 
     // Follow-up state.
-    let last_assessment = t0.map(|t0| tps.last().map(|g| g.date).or(baseline.as_ref().map(|b| b.scan_date)).unwrap_or(t0));
+    let last_assessment =
+        t0.map(|t0| tps.last().map(|g| g.date).or(baseline.as_ref().map(|b| b.scan_date)).unwrap_or(t0));
     let lost_to_follow_up = evs
         .iter()
         .rev()

@@ -131,11 +131,7 @@ impl Studies {
     /// Size of a lesion at a time point ending at study `upto` (inclusive): its diameter listed
     /// there, else its latest measured diameter in an earlier study (`absent` is not a size).
     pub(crate) fn size_at(&self, id: &str, upto: usize) -> Option<f64> {
-        self.upto(upto)
-            .iter()
-            .rev()
-            .filter_map(|s| s.lesions.get(id))
-            .find_map(Listing::size)
+        self.upto(upto).iter().rev().filter_map(|s| s.lesions.get(id)).find_map(Listing::size)
     }
 
     /// The latest listing at or before study `upto` that is not `not_evaluated`, else the latest.
@@ -277,11 +273,8 @@ fn is_normal_node(l: &Listing) -> bool {
 pub(crate) fn segment1(baseline: &Group) -> Segment {
     let reference: BTreeMap<&String, &Listing> =
         baseline.counted.iter().filter(|(_, l)| l.state != LesionState::Absent).collect();
-    let marked: BTreeSet<String> = reference
-        .iter()
-        .filter(|(_, l)| l.role == Some(LesionRole::Target))
-        .map(|(id, _)| (*id).clone())
-        .collect();
+    let marked: BTreeSet<String> =
+        reference.iter().filter(|(_, l)| l.role == Some(LesionRole::Target)).map(|(id, _)| (*id).clone()).collect();
     let targets = if !marked.is_empty() {
         marked
     } else {
@@ -404,12 +397,8 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
     let mut nadir = seg.s0;
     let mut own_nadir: BTreeMap<&String, f64> =
         seg.lesions.iter().filter_map(|(id, l)| l.size.map(|d| (id, d))).collect();
-    let mut last_known: BTreeMap<&String, LesionState> = seg
-        .lesions
-        .iter()
-        .filter(|(_, l)| l.state != LesionState::NotEvaluated)
-        .map(|(id, l)| (id, l.state))
-        .collect();
+    let mut last_known: BTreeMap<&String, LesionState> =
+        seg.lesions.iter().filter(|(_, l)| l.state != LesionState::NotEvaluated).map(|(id, l)| (id, l.state)).collect();
     let mut had_cr = false;
     let mut out = Vec::new();
     for (index, g) in tps.iter().enumerate() {
@@ -497,25 +486,21 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
             .collect();
         let reappear_after_cr = had_cr && !reappeared.is_empty();
 
-        let response = if target_pd
-            || non_target == Some(TpResponse::PD)
-            || up
-            || !new_lesions.is_empty()
-            || reappear_after_cr
-        {
-            TpResponse::PD
-        } else {
-            match target {
-                Some(TpResponse::CR) if matches!(non_target, None | Some(TpResponse::CR)) => TpResponse::CR,
-                Some(TpResponse::CR | TpResponse::PR) => TpResponse::PR,
-                Some(TpResponse::SD) => TpResponse::SD,
-                Some(_) => TpResponse::NE,
-                None => match non_target {
-                    Some(r @ (TpResponse::CR | TpResponse::NonCrNonPd)) => r,
-                    _ => TpResponse::NE,
-                },
-            }
-        };
+        let response =
+            if target_pd || non_target == Some(TpResponse::PD) || up || !new_lesions.is_empty() || reappear_after_cr {
+                TpResponse::PD
+            } else {
+                match target {
+                    Some(TpResponse::CR) if matches!(non_target, None | Some(TpResponse::CR)) => TpResponse::CR,
+                    Some(TpResponse::CR | TpResponse::PR) => TpResponse::PR,
+                    Some(TpResponse::SD) => TpResponse::SD,
+                    Some(_) => TpResponse::NE,
+                    None => match non_target {
+                        Some(r @ (TpResponse::CR | TpResponse::NonCrNonPd)) => r,
+                        _ => TpResponse::NE,
+                    },
+                }
+            };
 
         let pd = (response == TpResponse::PD).then(|| {
             let mut progressing: BTreeSet<String> = BTreeSet::new();
@@ -584,7 +569,8 @@ pub(crate) struct RtCourse {
 /// Brain class of a set of brain lesions with their sizes (`None` = unknown size): oligo when
 /// ≤ 3 and the largest < 30 mm; a lesion of unknown size fails the test.
 pub(crate) fn brain_class(sizes: &[Option<f64>]) -> BrainClass {
-    let oligo = sizes.len() <= OLIGO_MAX_LESIONS && sizes.iter().all(|s| s.is_some_and(|d| lt(d, OLIGO_MAX_DIAMETER_MM)));
+    let oligo =
+        sizes.len() <= OLIGO_MAX_LESIONS && sizes.iter().all(|s| s.is_some_and(|d| lt(d, OLIGO_MAX_DIAMETER_MM)));
     if oligo {
         BrainClass::Oligo
     } else {

@@ -80,8 +80,7 @@ pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], v
             }
         }
     }
-    let mine: Vec<&Event> =
-        by_id.values().map(|r| &r.event).filter(|e| &e.patient_id == patient_id).collect();
+    let mine: Vec<&Event> = by_id.values().map(|r| &r.event).filter(|e| &e.patient_id == patient_id).collect();
 
     let mut findings = Vec::new();
     // 2. Links among this patient's events. Edges: hider -> hidden.
@@ -106,16 +105,16 @@ pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], v
                     format!("{what} names event {target} of another patient; ignored"),
                 ));
             } else if target == e.event_id {
-                findings.push(Finding::new(FindingKind::InvalidLink, e.event_id, format!("{what} names itself; ignored")));
+                findings.push(Finding::new(
+                    FindingKind::InvalidLink,
+                    e.event_id,
+                    format!("{what} names itself; ignored"),
+                ));
             } else if kind == LinkKind::Supersedes && t.event_type() != e.event_type() {
                 findings.push(Finding::new(
                     FindingKind::InvalidLink,
                     e.event_id,
-                    format!(
-                        "correction of a {} by a {}; ignored",
-                        t.event_type().as_str(),
-                        e.event_type().as_str()
-                    ),
+                    format!("correction of a {} by a {}; ignored", t.event_type().as_str(), e.event_type().as_str()),
                 ));
             } else {
                 edges.push((e.event_id, target, kind));
@@ -173,8 +172,7 @@ pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], v
     });
     // Link findings only for linking events that themselves count (an ignored event has no effect).
     findings.retain(|f| {
-        !hidden.contains(&f.event_id)
-            || !matches!(f.kind, FindingKind::CrossPatientLink | FindingKind::InvalidLink)
+        !hidden.contains(&f.event_id) || !matches!(f.kind, FindingKind::CrossPatientLink | FindingKind::InvalidLink)
     });
     Some(Counted { events: clinical, findings })
 }
@@ -203,7 +201,11 @@ fn drop_cycles(edges: Vec<(Uuid, Uuid, LinkKind)>, findings: &mut Vec<Finding>) 
     let mut kept = Vec::with_capacity(edges.len());
     for (s, t, k) in &edges {
         if reaches(*t, *s) {
-            findings.push(Finding::new(FindingKind::InvalidLink, *s, format!("link to {t} is part of a cycle of links; ignored")));
+            findings.push(Finding::new(
+                FindingKind::InvalidLink,
+                *s,
+                format!("link to {t} is part of a cycle of links; ignored"),
+            ));
         } else {
             kept.push((*s, *t, *k));
         }

@@ -188,9 +188,7 @@ fn all_recorded(tls: &[Tl]) -> Vec<RecordedEvent> {
 }
 
 fn project_all(events: &[RecordedEvent], view: &View) -> Vec<Option<PatientProjection>> {
-    PIDS.iter()
-        .map(|p| project_patient(&PatientId::parse(p).expect("pid"), events, view, &Config::default()))
-        .collect()
+    PIDS.iter().map(|p| project_patient(&PatientId::parse(p).expect("pid"), events, view, &Config::default())).collect()
 }
 
 fn bytes(ps: &[Option<PatientProjection>]) -> Vec<String> {

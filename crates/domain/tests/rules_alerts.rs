@@ -81,8 +81,10 @@ fn second_progression_and_death() {
 #[test]
 fn label_revised_when_a_late_or_corrected_event_changes_pd1_or_a_clock() {
     // Before: PD1 on 2015-06-20. A late scan of 2015-04-20 showing the new lesion moves PD1 earlier.
-    let before = two_targets().scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]);
-    let after = before.clone().scan("2015-04-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 12.0)]);
+    let before =
+        two_targets().scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]);
+    let after =
+        before.clone().scan("2015-04-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 12.0)]);
     let a = alerts_between(Some(&before.project(VIEW)), &after.project(VIEW), Some(after.last_id()));
     let revised: Vec<&Alert> = a.iter().filter(|x| x.kind == AlertKind::LabelRevised).collect();
     let labels: Vec<&str> = revised.iter().map(|x| x.facts["label"].as_str().unwrap_or("")).collect();
@@ -95,7 +97,9 @@ fn label_revised_when_a_late_or_corrected_event_changes_pd1_or_a_clock() {
     let scan = before.last_id();
     let retracted = before.clone().retract("2015-07-01", scan);
     let a = alerts_between(Some(&before.project(VIEW)), &retracted.project(VIEW), Some(retracted.last_id()));
-    assert!(a.iter().any(|x| x.kind == AlertKind::LabelRevised && x.facts["label"] == "pd1" && x.facts["after"].is_null()));
+    assert!(a
+        .iter()
+        .any(|x| x.kind == AlertKind::LabelRevised && x.facts["label"] == "pd1" && x.facts["after"].is_null()));
 
     // A new scan in order only moves censoring forward: no revision.
     let b = two_targets().scan("2015-04-20", vec![p1(38.0), lesion("L1", Liver, 20.0)]);

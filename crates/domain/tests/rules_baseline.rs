@@ -158,8 +158,14 @@ fn target_ties_break_by_lesion_id_byte_order() {
     // Lung holds two targets: P1 and then "B2" (byte 'B' < 'a'); a1 is a non-target, so its growth
     // alone is not PD.
     let l = base()
-        .scan("2015-02-20", vec![lesion("P1", Lung, 40.0).primary(), lesion("a1", Lung, 20.0), lesion("B2", Lung, 20.0)])
-        .scan("2015-04-20", vec![lesion("P1", Lung, 40.0).primary(), lesion("a1", Lung, 40.0), lesion("B2", Lung, 20.0)])
+        .scan(
+            "2015-02-20",
+            vec![lesion("P1", Lung, 40.0).primary(), lesion("a1", Lung, 20.0), lesion("B2", Lung, 20.0)],
+        )
+        .scan(
+            "2015-04-20",
+            vec![lesion("P1", Lung, 40.0).primary(), lesion("a1", Lung, 40.0), lesion("B2", Lung, 20.0)],
+        )
         .labels(VIEW);
     assert_eq!(l.pd1, None);
     assert_eq!(l.best_response.map(|r| r.as_str()), Some("SD"));
@@ -177,7 +183,12 @@ fn bbm_and_its_class() {
             3,
         ),
         (
-            vec![lesion("B1", Brain, 5.0), lesion("B2", Brain, 5.0), lesion("B3", Brain, 5.0), lesion("B4", Brain, 5.0)],
+            vec![
+                lesion("B1", Brain, 5.0),
+                lesion("B2", Brain, 5.0),
+                lesion("B3", Brain, 5.0),
+                lesion("B4", Brain, 5.0),
+            ],
             true,
             Some(BrainClass::Multiple),
             4,

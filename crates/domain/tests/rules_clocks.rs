@@ -21,9 +21,10 @@ fn pd1_on_apr20() -> Tl {
 }
 /// …and PD2 on 2015-08-20 by a new bone lesion (SD on 2015-06-20 in between).
 fn pd2_on_aug20() -> Tl {
-    pd1_on_apr20()
-        .scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)])
-        .scan("2015-08-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0), lesion("O9", Bone, 8.0)])
+    pd1_on_apr20().scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]).scan(
+        "2015-08-20",
+        vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0), lesion("O9", Bone, 8.0)],
+    )
 }
 
 type ClockRow = (&'static str, &'static str, i64, bool, R);
@@ -31,21 +32,32 @@ type ClockRow = (&'static str, &'static str, i64, bool, R);
 #[test]
 fn pfs1_table() {
     // (name, timeline, (start, end, days, event, reason))
-    let sd_then_pd = || two_targets().scan("2015-04-20", vec![p1(38.0), lesion("L1", Liver, 20.0)]).scan(
-        "2015-06-20",
-        vec![p1(60.0), lesion("L1", Liver, 20.0)],
-    );
+    let sd_then_pd = || {
+        two_targets()
+            .scan("2015-04-20", vec![p1(38.0), lesion("L1", Liver, 20.0)])
+            .scan("2015-06-20", vec![p1(60.0), lesion("L1", Liver, 20.0)])
+    };
     let cases: Vec<(&str, Tl, ClockRow)> = vec![
         ("progression", sd_then_pd(), (T0, "2015-06-20", 110, true, R::Progression)),
         ("death before PD1", sd_then_pd().death("2015-05-01"), (T0, "2015-05-01", 60, true, R::Death)),
-        ("death on the day of PD1: progression", sd_then_pd().death("2015-06-20"), (T0, "2015-06-20", 110, true, R::Progression)),
+        (
+            "death on the day of PD1: progression",
+            sd_then_pd().death("2015-06-20"),
+            (T0, "2015-06-20", 110, true, R::Progression),
+        ),
         (
             "censored at the last non-NE time point",
-            two_targets().scan("2015-04-20", vec![p1(38.0), lesion("L1", Liver, 20.0)]).scan("2015-06-20", vec![p1(38.0)]),
+            two_targets()
+                .scan("2015-04-20", vec![p1(38.0), lesion("L1", Liver, 20.0)])
+                .scan("2015-06-20", vec![p1(38.0)]),
             (T0, "2015-04-20", 49, false, R::CensoredLastAssessment),
         ),
         ("baseline only", two_targets(), (T0, T0, 0, false, R::CensoredNoAssessment)),
-        ("only NE time points", two_targets().scan("2015-04-20", vec![p1(38.0)]), (T0, T0, 0, false, R::CensoredNoAssessment)),
+        (
+            "only NE time points",
+            two_targets().scan("2015-04-20", vec![p1(38.0)]),
+            (T0, T0, 0, false, R::CensoredNoAssessment),
+        ),
         ("no baseline", base().scan("2015-04-20", vec![p1(38.0)]), (T0, T0, 0, false, R::NoBaseline)),
         ("no baseline, death counts", base().death("2015-04-01"), (T0, "2015-04-01", 30, true, R::Death)),
         ("death before T0: negative days", base().death("2015-02-01"), (T0, "2015-02-01", -29, true, R::Death)),
@@ -60,14 +72,22 @@ fn pfs1_table() {
 fn pfs2_table() {
     let cases: Vec<(&str, Tl, Option<ClockRow>)> = vec![
         ("no PD1: null", two_targets(), None),
-        ("PD1 only: censored at PD1", pd1_on_apr20(), Some(("2015-04-20", "2015-04-20", 0, false, R::CensoredNoAssessment))),
+        (
+            "PD1 only: censored at PD1",
+            pd1_on_apr20(),
+            Some(("2015-04-20", "2015-04-20", 0, false, R::CensoredNoAssessment)),
+        ),
         (
             "censored at the last non-NE time point after PD1",
             pd1_on_apr20().scan("2015-06-20", vec![p1(40.0), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]),
             Some(("2015-04-20", "2015-06-20", 61, false, R::CensoredLastAssessment)),
         ),
         ("PD2", pd2_on_aug20(), Some(("2015-04-20", "2015-08-20", 122, true, R::Progression))),
-        ("death before PD2", pd2_on_aug20().death("2015-07-01"), Some(("2015-04-20", "2015-07-01", 72, true, R::Death))),
+        (
+            "death before PD2",
+            pd2_on_aug20().death("2015-07-01"),
+            Some(("2015-04-20", "2015-07-01", 72, true, R::Death)),
+        ),
     ];
     for (name, tl, expected) in cases {
         let c = tl.labels(VIEW).pfs2.map(|c| (c.start, c.end, c.days, c.event, c.reason));
@@ -94,9 +114,7 @@ fn os_table() {
         ("death", base().death("2016-01-01"), Some(("2014-12-01", "2016-01-01", 396, true, R::Death))),
         (
             "censored at the last clinical event, lost-to-follow-up records aside",
-            base()
-                .followup("2016-02-01", FollowupStatus::Alive)
-                .followup("2016-05-01", FollowupStatus::LostToFollowUp),
+            base().followup("2016-02-01", FollowupStatus::Alive).followup("2016-05-01", FollowupStatus::LostToFollowUp),
             Some(("2014-12-01", "2016-02-01", 427, false, R::CensoredLastKnownAlive)),
         ),
         ("incomplete: null", Tl::new().crizotinib(T0).death("2016-01-01"), None),
@@ -126,7 +144,10 @@ fn prior_radiotherapy_flags() {
 
     // A course on T0 is not prior.
     let l = two_targets().rt(T0, RtModality::Sbrt, RtRegion::Bone).labels(VIEW);
-    assert_eq!((l.rt.prior, l.rt.prior_brain, l.rt.prior_extracranial, l.rt.any), (Some(false), Some(false), Some(false), true));
+    assert_eq!(
+        (l.rt.prior, l.rt.prior_brain, l.rt.prior_extracranial, l.rt.any),
+        (Some(false), Some(false), Some(false), true)
+    );
     assert!(l.rt.prior_brain_modalities.is_empty());
 
     let l = two_targets().labels(VIEW);
@@ -142,7 +163,10 @@ fn salvage_radiotherapy_is_from_pd1_up_to_pd2() {
         (vec![("2015-04-19", RtModality::Srs, RtRegion::Brain)], Some(false), vec![]),
         (vec![("2015-08-20", RtModality::Sbrt, RtRegion::Bone)], Some(false), vec![]),
         (
-            vec![("2015-08-19", RtModality::Sbrt, RtRegion::Bone), ("2015-05-01", RtModality::Conventional, RtRegion::Thorax)],
+            vec![
+                ("2015-08-19", RtModality::Sbrt, RtRegion::Bone),
+                ("2015-05-01", RtModality::Conventional, RtRegion::Thorax),
+            ],
             Some(true),
             vec![RtModality::Conventional, RtModality::Sbrt],
         ),
@@ -182,15 +206,17 @@ fn crizotinib_beyond_progression_table() {
         ),
         (
             "restarted under the same course id: a start pairs with the earliest stop on or after it",
-            pd1_on_apr20().stop("2015-04-01", Agent::Crizotinib, "crizo").start("2015-04-10", Agent::Crizotinib, "crizo"),
+            pd1_on_apr20().stop("2015-04-01", Agent::Crizotinib, "crizo").start(
+                "2015-04-10",
+                Agent::Crizotinib,
+                "crizo",
+            ),
             VIEW,
             Some(true),
         ),
         (
             "latest started course active at PD1 decides",
-            pd1_on_apr20()
-                .start("2015-04-10", Agent::Crizotinib, "c2")
-                .stop("2015-04-25", Agent::Crizotinib, "c2"),
+            pd1_on_apr20().start("2015-04-10", Agent::Crizotinib, "c2").stop("2015-04-25", Agent::Crizotinib, "c2"),
             VIEW,
             Some(false),
         ),
@@ -205,8 +231,16 @@ fn crizotinib_beyond_progression_table() {
 fn next_therapy_is_the_first_non_crizotinib_start_on_or_after_pd1() {
     let cases: Vec<(&str, Tl, Option<(&str, Agent)>)> = vec![
         ("none", pd1_on_apr20(), None),
-        ("alectinib after PD1", pd1_on_apr20().start("2015-05-01", Agent::Alectinib, "a"), Some(("2015-05-01", Agent::Alectinib))),
-        ("started on PD1", pd1_on_apr20().start("2015-04-20", Agent::Chemotherapy, "c"), Some(("2015-04-20", Agent::Chemotherapy))),
+        (
+            "alectinib after PD1",
+            pd1_on_apr20().start("2015-05-01", Agent::Alectinib, "a"),
+            Some(("2015-05-01", Agent::Alectinib)),
+        ),
+        (
+            "started on PD1",
+            pd1_on_apr20().start("2015-04-20", Agent::Chemotherapy, "c"),
+            Some(("2015-04-20", Agent::Chemotherapy)),
+        ),
         ("before PD1 does not count", pd1_on_apr20().start("2015-04-01", Agent::Chemotherapy, "c"), None),
         ("crizotinib does not count", pd1_on_apr20().start("2015-05-01", Agent::Crizotinib, "c2"), None),
         (

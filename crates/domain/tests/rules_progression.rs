@@ -193,7 +193,10 @@ fn brain_progression_of_original_and_new_lesions_together() {
     // B1 baseline 10 grows to 16 (+60 %, +6 mm) with new B2 and B3: 3 lesions, largest 16: oligo.
     let l = base()
         .scan("2015-02-20", vec![p1(40.0), lesion("B1", Brain, 10.0)])
-        .scan("2015-04-20", vec![p1(40.0), lesion("B1", Brain, 16.0), lesion("B2", Brain, 6.0), lesion("B3", Brain, 7.0)])
+        .scan(
+            "2015-04-20",
+            vec![p1(40.0), lesion("B1", Brain, 16.0), lesion("B2", Brain, 6.0), lesion("B3", Brain, 7.0)],
+        )
         .labels(VIEW);
     let pd1 = l.pd1.expect("pd1");
     assert_eq!((pd1.pattern, pd1.brain, pd1.salvage_candidate), (Pattern::ODF, Brain_::Oligo, Sc::Srs));
@@ -207,7 +210,13 @@ fn multiple_brain_progression_after_wbrt_is_not_a_wbrt_candidate() {
         .scan("2015-02-20", vec![p1(40.0)])
         .scan(
             "2015-04-20",
-            vec![p1(40.0), lesion("B3", Brain, 5.0), lesion("B4", Brain, 5.0), lesion("B5", Brain, 5.0), lesion("B6", Brain, 5.0)],
+            vec![
+                p1(40.0),
+                lesion("B3", Brain, 5.0),
+                lesion("B4", Brain, 5.0),
+                lesion("B5", Brain, 5.0),
+                lesion("B6", Brain, 5.0),
+            ],
         )
         .labels(VIEW);
     let pd1 = l.pd1.expect("pd1");
@@ -219,9 +228,21 @@ fn fallback_progressing_target_when_only_the_sum_grows() {
     // Five targets of 20 mm in five organs (S0 = 100). Each grows by 4 mm (+20 % but < 5 mm) and R1
     // by 4.5 mm: S = 120.5 ≥ 120 and +20.5 mm: target PD, no single target meets the rule; the one
     // with the largest growth (R1, pleura) is the progressing one.
-    let bl = vec![p1(20.0), lesion("L1", Liver, 20.0), lesion("O1", Bone, 20.0), lesion("A1", Adrenal, 20.0), lesion("R1", Pleura, 20.0)];
+    let bl = vec![
+        p1(20.0),
+        lesion("L1", Liver, 20.0),
+        lesion("O1", Bone, 20.0),
+        lesion("A1", Adrenal, 20.0),
+        lesion("R1", Pleura, 20.0),
+    ];
     let grown = |r1: f64| {
-        vec![p1(24.0), lesion("L1", Liver, 24.0), lesion("O1", Bone, 24.0), lesion("A1", Adrenal, 24.0), lesion("R1", Pleura, r1)]
+        vec![
+            p1(24.0),
+            lesion("L1", Liver, 24.0),
+            lesion("O1", Bone, 24.0),
+            lesion("A1", Adrenal, 24.0),
+            lesion("R1", Pleura, r1),
+        ]
     };
     let l = base().scan("2015-02-20", bl.clone()).scan("2015-04-20", grown(24.5)).labels(VIEW);
     let pd1 = l.pd1.expect("pd1");
@@ -325,9 +346,7 @@ fn pd2_salvage_candidate_looks_for_wbrt_before_pd2() {
 fn organ_and_primary_flag_come_from_the_segment_baseline_listing() {
     // The feeder later lists L1 under "other" and P1 without the primary flag: sites and extent
     // still use the baseline listing (liver; primary).
-    let l = two_targets()
-        .scan("2015-04-20", vec![lesion("P1", Lung, 60.0), lesion("L1", Other, 32.0)])
-        .labels(VIEW);
+    let l = two_targets().scan("2015-04-20", vec![lesion("P1", Lung, 60.0), lesion("L1", Other, 32.0)]).labels(VIEW);
     let pd1 = l.pd1.expect("pd1");
     assert_eq!(pd1.sites, vec![Liver, Lung]);
     assert_eq!(pd1.extent, Some(Extent::PrimaryAndMetastasis));

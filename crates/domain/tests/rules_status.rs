@@ -116,7 +116,10 @@ fn corrections_hide_what_they_supersede_and_retracting_one_restores_the_previous
     let c1 = tl.last_id();
     let l = tl.labels(VIEW);
     assert_eq!(l.death_date, Some(d("2016-01-05")), "the correction replaces the original");
-    assert!(tl.project(VIEW).findings.iter().all(|f| f.kind != FindingKind::SeveralDeaths), "a correction is not a second death");
+    assert!(
+        tl.project(VIEW).findings.iter().all(|f| f.kind != FindingKind::SeveralDeaths),
+        "a correction is not a second death"
+    );
 
     // A correction of the correction hides both earlier versions.
     let tl2 = tl.clone().death("2016-01-09").superseding(c1);
@@ -326,12 +329,10 @@ fn recorded_at_compares_as_an_instant() {
     // the first in canonical order and counts.
     use chrono::{FixedOffset, TimeZone as _};
     let mut tl = Tl::new().enrolled_dx("2015-01-10", "2014-11-01").enrolled_dx("2015-01-10", "2014-12-01");
-    tl.events[0].recorded_at = FixedOffset::east_opt(0)
-        .and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 5, 0, 0).single())
-        .expect("time");
-    tl.events[1].recorded_at = FixedOffset::east_opt(8 * 3600)
-        .and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 10, 0, 0).single())
-        .expect("time");
+    tl.events[0].recorded_at =
+        FixedOffset::east_opt(0).and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 5, 0, 0).single()).expect("time");
+    tl.events[1].recorded_at =
+        FixedOffset::east_opt(8 * 3600).and_then(|z| z.with_ymd_and_hms(2015, 1, 10, 10, 0, 0).single()).expect("time");
     let p = tl.crizotinib(T0).project(VIEW);
     assert_eq!(p.labels.diagnosis_date, Some(d("2014-12-01")));
 }
@@ -340,9 +341,10 @@ fn recorded_at_compares_as_an_instant() {
 fn config_thresholds_are_honoured() {
     use registry_domain::config::Config;
     use registry_domain::projection::project_patient;
-    let tl = base()
-        .scan("2015-02-01", vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0)])
-        .scan("2015-04-20", vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)]);
+    let tl = base().scan("2015-02-01", vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0)]).scan(
+        "2015-04-20",
+        vec![lesion("P1", Lung, 40.0).primary(), lesion("L1", Liver, 20.0), lesion("A1", Adrenal, 15.0)],
+    );
     let pid = registry_domain::events::PatientId::parse("P001").expect("pid");
     let view = View::as_of(d("2015-05-15"));
     let default = project_patient(&pid, &tl.recorded(), &view, &Config::default()).expect("listed").labels;

@@ -22,17 +22,38 @@ pub fn noon(date: NaiveDate) -> DateTime<FixedOffset> {
 pub struct L(pub Lesion);
 
 pub fn lesion(id: &str, organ: Organ, mm: f64) -> L {
-    L(Lesion { lesion_id: id.into(), organ, primary: false, diameter_mm: Some(mm), state: LesionState::Present, role: None })
+    L(Lesion {
+        lesion_id: id.into(),
+        organ,
+        primary: false,
+        diameter_mm: Some(mm),
+        state: LesionState::Present,
+        role: None,
+    })
 }
 /// A lesion listed without a diameter (present).
 pub fn no_size(id: &str, organ: Organ) -> L {
-    L(Lesion { lesion_id: id.into(), organ, primary: false, diameter_mm: None, state: LesionState::Present, role: None })
+    L(Lesion {
+        lesion_id: id.into(),
+        organ,
+        primary: false,
+        diameter_mm: None,
+        state: LesionState::Present,
+        role: None,
+    })
 }
 pub fn absent(id: &str, organ: Organ) -> L {
     L(Lesion { lesion_id: id.into(), organ, primary: false, diameter_mm: None, state: LesionState::Absent, role: None })
 }
 pub fn not_evaluated(id: &str, organ: Organ) -> L {
-    L(Lesion { lesion_id: id.into(), organ, primary: false, diameter_mm: None, state: LesionState::NotEvaluated, role: None })
+    L(Lesion {
+        lesion_id: id.into(),
+        organ,
+        primary: false,
+        diameter_mm: None,
+        state: LesionState::NotEvaluated,
+        role: None,
+    })
 }
 pub fn unequivocal(id: &str, organ: Organ) -> L {
     L(Lesion {
@@ -144,13 +165,22 @@ impl Tl {
     pub fn start(self, date: &str, agent: Agent, course: &str) -> Tl {
         self.push(
             date,
-            Payload::TreatmentStarted(TreatmentStart { course_id: course.into(), agent, dose_mg: None, schedule: None }),
+            Payload::TreatmentStarted(TreatmentStart {
+                course_id: course.into(),
+                agent,
+                dose_mg: None,
+                schedule: None,
+            }),
         )
     }
     pub fn stop(self, date: &str, agent: Agent, course: &str) -> Tl {
         self.push(
             date,
-            Payload::TreatmentStopped(TreatmentStop { course_id: course.into(), agent, reason: StopReason::Progression }),
+            Payload::TreatmentStopped(TreatmentStop {
+                course_id: course.into(),
+                agent,
+                reason: StopReason::Progression,
+            }),
         )
     }
     /// Crizotinib course `crizo` started on `date`.
