@@ -360,3 +360,77 @@ fn config_thresholds_are_honoured() {
     let l = project_patient(&pid, &tl.recorded(), &view, &cfg).expect("listed").labels;
     assert_eq!((l.baseline, l.pd1), (None, None));
 }
+
+#[test]
+fn the_interfaces_example_reads_and_writes_back_byte_for_byte() {
+    // interfaces.md "Labels", compacted.
+    let example = concat!(
+        r#"{"patient_id":"P001","status":"indexed","index_date":"2015-03-02","diagnosis_date":"2014-12-01","#,
+        r#""baseline":{"scan_date":"2015-02-20","bbm":true,"bbm_class":"oligo","brain_lesions":2,"#,
+        r#""metastatic_organs":2,"metastatic_lesions":4,"target_sum_mm":83},"#,
+        r#""best_response":"PR","objective_response":true,"#,
+        r#""pd1":{"date":"2015-11-10","pattern":"ODF","extent":"metastasis_only","sites":["bone","brain"],"#,
+        r#""brain":"oligo","salvage_candidate":"srs"},"#,
+        r#""pd2":null,"#,
+        r#""pfs1":{"start":"2015-03-02","end":"2015-11-10","days":253,"event":true,"reason":"progression"},"#,
+        r#""pfs2":{"start":"2015-11-10","end":"2016-04-02","days":144,"event":false,"reason":"censored_last_assessment"},"#,
+        r#""os":{"start":"2014-12-01","end":"2016-05-01","days":517,"event":false,"reason":"censored_last_known_alive"},"#,
+        r#""rt":{"prior":false,"prior_brain":false,"prior_brain_modalities":[],"prior_extracranial":false,"#,
+        r#""salvage":true,"salvage_modalities":["srs"],"any":true},"#,
+        r#""cbpd":true,"next_therapy":null,"death_date":null}"#
+    );
+    let l: Labels = serde_json::from_str(example).expect("the example is a valid Labels");
+    assert_eq!(l.to_json_line(), example);
+
+    // And a timeline that leads to exactly these labels, worked out by hand:
+    // baseline targets P1 40, O1 31, B1 12 (S0 83; B2 8 mm and O2 unsized are non-targets);
+    // 2015-05-04 S = 40 ≤ 58.1: PR; 2015-11-10 O1 15 → 25 (+67 %, +10) and new B3 6 mm: ODF,
+    // bone + brain, brain oligo (1 lesion) → SRS; segment 2 targets P1 20, O1 25 (S0 45);
+    // 2016-04-02 S = 45: SD, PFS2 censored; SRS on 2015-11-20: salvage; alive on 2016-05-01.
+    let timeline = base()
+        .scan(
+            "2015-02-20",
+            vec![
+                lesion("P1", Lung, 40.0).primary(),
+                lesion("B1", Brain, 12.0),
+                lesion("B2", Brain, 8.0),
+                lesion("O1", Organ::Bone, 31.0),
+                no_size("O2", Organ::Bone),
+            ],
+        )
+        .scan(
+            "2015-05-04",
+            vec![
+                lesion("P1", Lung, 20.0).primary(),
+                lesion("B1", Brain, 5.0),
+                lesion("B2", Brain, 5.0),
+                lesion("O1", Organ::Bone, 15.0),
+                no_size("O2", Organ::Bone),
+            ],
+        )
+        .scan(
+            "2015-11-10",
+            vec![
+                lesion("P1", Lung, 20.0).primary(),
+                lesion("B1", Brain, 5.0),
+                lesion("B2", Brain, 5.0),
+                lesion("O1", Organ::Bone, 25.0),
+                no_size("O2", Organ::Bone),
+                lesion("B3", Brain, 6.0),
+            ],
+        )
+        .rt("2015-11-20", RtModality::Srs, RtRegion::Brain)
+        .scan(
+            "2016-04-02",
+            vec![
+                lesion("P1", Lung, 20.0).primary(),
+                lesion("B1", Brain, 5.0),
+                lesion("B2", Brain, 5.0),
+                lesion("O1", Organ::Bone, 25.0),
+                no_size("O2", Organ::Bone),
+                lesion("B3", Brain, 3.0),
+            ],
+        )
+        .followup("2016-05-01", FollowupStatus::Alive);
+    assert_eq!(timeline.labels("2016-06-01").to_json_line(), example);
+}
