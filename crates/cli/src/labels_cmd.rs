@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::config::Config;
-use registry_domain::projection::View;
+use registry_domain::view::View;
 use registry_projector::Projector;
 
 #[derive(clap::Args)]

@@ -108,14 +108,14 @@ pub fn ingest_batch(store: &Store, inputs: &[RawInput<'_>], now_micros: i64) -> 
     let appended = store.append_batch(&new_events)?;
     for (k, outcome) in appended.into_iter().enumerate() {
         let i = new_event_input[k];
-        let Checked::Valid { event, event_id, .. } = &checked[i] else { continue };
+        let Checked::Valid { event, .. } = &checked[i] else { continue };
         outcomes[i] = match outcome {
             AppendOutcome::Accepted { seq } => {
                 Some(InputOutcome::Accepted { seq, patient_id: event.patient_id.clone() })
             }
             AppendOutcome::Duplicate { seq } => Some(InputOutcome::Duplicate { seq }),
             AppendOutcome::Conflict { existing_seq } => {
-                rejections.push((i, validate::event_id_conflict(event_id, existing_seq)));
+                rejections.push((i, validate::event_id_conflict(event.event_id, existing_seq)));
                 None
             }
         };
