@@ -1,0 +1,223 @@
+//! What the report reads of each patient: the labels JSON (`interfaces.md`, "Labels") and the
+//! enrolment facts, turned into one flat [`Subject`] per patient.
+//!
+//! The labels are read from their JSON form through a lenient private shape that names only the
+//! fields the report uses: a field added to the labels later does not break the report, a
+//! missing one reads as null.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use registry_domain::events::{Enrollment, Histology, NStage, Sex, TStage};
+use serde::Deserialize;
+
+/// One patient as handed to [`crate::build`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientInput {
+    /// The patient's labels as `registry labels` prints them (`serde_json::to_value(&labels)`).
+    pub labels: serde_json::Value,
+    /// The first `patient.enrolled` in canonical order among the events in view; `None` when the
+    /// patient has none (status `incomplete`).
+    pub enrollment: Option<Enrollment>,
+}
+
+/// Everything the report is computed from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportInput {
+    /// Clinical cut-off of the view the labels were computed in.
+    pub as_of: NaiveDate,
+    /// Knowledge cut-off of the view; `None` = everything received.
+    pub known_at: Option<DateTime<Utc>>,
+    /// Every listed patient, any order (the report sorts by patient_id).
+    pub patients: Vec<PatientInput>,
+}
+
+/// Why a report could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A labels object that does not have the shape of `interfaces.md`.
+    #[error("labels of patient #{index} ({patient_id}) are not readable: {source}")]
+    Labels { index: usize, patient_id: String, source: serde_json::Error },
+}
+
+// ---- the lenient labels shape -------------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct LabelsIn {
+    pub(crate) patient_id: String,
+    pub(crate) status: String,
+    pub(crate) index_date: Option<NaiveDate>,
+    pub(crate) baseline: Option<BaselineIn>,
+    pub(crate) best_response: Option<String>,
+    pub(crate) objective_response: Option<bool>,
+    pub(crate) pd1: Option<ProgressionIn>,
+    pub(crate) pfs1: Option<ClockIn>,
+    pub(crate) pfs2: Option<ClockIn>,
+    pub(crate) os: Option<ClockIn>,
+    pub(crate) rt: RtIn,
+    pub(crate) cbpd: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct BaselineIn {
+    pub(crate) bbm: Option<bool>,
+    pub(crate) bbm_class: Option<String>,
+    pub(crate) metastatic_organs: Option<u32>,
+    pub(crate) metastatic_lesions: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ProgressionIn {
+    pub(crate) pattern: Option<String>,
+    pub(crate) extent: Option<String>,
+    pub(crate) sites: Vec<String>,
+    pub(crate) brain: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ClockIn {
+    pub(crate) start: NaiveDate,
+    pub(crate) end: NaiveDate,
+    pub(crate) days: i64,
+    pub(crate) event: bool,
+    pub(crate) reason: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct RtIn {
+    pub(crate) prior: Option<bool>,
+    pub(crate) prior_brain: Option<bool>,
+    pub(crate) salvage: Option<bool>,
+    pub(crate) any: Option<bool>,
+}
+
+pub(crate) fn parse_labels(index: usize, v: &serde_json::Value) -> Result<LabelsIn, ReportError> {
+    LabelsIn::deserialize(v).map_err(|source| ReportError::Labels {
+        index,
+        patient_id: v.get("patient_id").and_then(|p| p.as_str()).unwrap_or("?").to_owned(),
+        source,
+    })
+}
+
+// ---- the flat subject ---------------------------------------------------------------------------
+
+/// A time-to-event observation as the estimators take it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Obs {
+    /// Days from the clock's start; a negative clock (death dated before the start, kept as
+    /// recorded in the labels) enters the estimators at day 0.
+    pub(crate) time: f64,
+    pub(crate) event: bool,
+}
+
+/// One patient, flattened for the analyses.
+#[derive(Debug, Clone)]
+pub(crate) struct Subject {
+    pub(crate) labels: LabelsIn,
+    pub(crate) indexed: bool,
+    /// Age at T0: year(index_date) − birth_year.
+    pub(crate) age: Option<f64>,
+    pub(crate) sex: Option<Sex>,
+    pub(crate) histology: Option<Histology>,
+    pub(crate) ecog: Option<u8>,
+    pub(crate) t_stage: Option<TStage>,
+    pub(crate) n_stage: Option<NStage>,
+    pub(crate) primary_size_mm: Option<f64>,
+    pub(crate) prior_lines: Option<u8>,
+}
+
+impl Subject {
+    pub(crate) fn new(labels: LabelsIn, enrollment: Option<&Enrollment>) -> Subject {
+        let indexed = labels.status == "indexed";
+        let age = match (enrollment, labels.index_date) {
+            (Some(e), Some(t0)) => Some(f64::from(t0.year() - i32::from(e.birth_year))),
+            _ => None,
+        };
+        Subject {
+            indexed,
+            age,
+            sex: enrollment.map(|e| e.sex),
+            histology: enrollment.map(|e| e.histology),
+            ecog: enrollment.map(|e| e.ecog),
+            t_stage: enrollment.map(|e| e.t_stage),
+            n_stage: enrollment.map(|e| e.n_stage),
+            primary_size_mm: enrollment.map(|e| e.primary_size_mm).filter(|v| v.is_finite()),
+            prior_lines: enrollment.map(|e| e.prior_systemic_lines),
+            labels,
+        }
+    }
+
+    pub(crate) fn clock(c: &Option<ClockIn>) -> Option<Obs> {
+        c.as_ref().map(|c| Obs { time: c.days.max(0) as f64, event: c.event })
+    }
+
+    pub(crate) fn pfs1(&self) -> Option<Obs> {
+        Self::clock(&self.labels.pfs1)
+    }
+    pub(crate) fn pfs2(&self) -> Option<Obs> {
+        Self::clock(&self.labels.pfs2)
+    }
+    pub(crate) fn os(&self) -> Option<Obs> {
+        Self::clock(&self.labels.os)
+    }
+
+    pub(crate) fn bbm(&self) -> Option<bool> {
+        self.labels.baseline.as_ref().and_then(|b| b.bbm)
+    }
+
+    /// Baseline brain class: `none`, `oligo` or `multiple`; `None` without a baseline.
+    pub(crate) fn baseline_brain(&self) -> Option<&str> {
+        let b = self.labels.baseline.as_ref()?;
+        match b.bbm? {
+            false => Some("none"),
+            true => b.bbm_class.as_deref().or(Some("multiple")),
+        }
+    }
+
+    pub(crate) fn pattern(&self) -> Option<&str> {
+        self.labels.pd1.as_ref().and_then(|p| p.pattern.as_deref())
+    }
+
+    pub(crate) fn adenocarcinoma(&self) -> Option<bool> {
+        self.histology.map(|h| h == Histology::Adenocarcinoma)
+    }
+
+    /// ECOG ≥ 2.
+    pub(crate) fn ecog_2plus(&self) -> Option<bool> {
+        self.ecog.map(|e| e >= 2)
+    }
+
+    /// T3–4 (TX unknown).
+    pub(crate) fn t3_4(&self) -> Option<bool> {
+        match self.t_stage? {
+            TStage::T1 | TStage::T2 => Some(false),
+            TStage::T3 | TStage::T4 => Some(true),
+            TStage::TX => None,
+        }
+    }
+
+    /// N1–3 (NX unknown).
+    pub(crate) fn n1_3(&self) -> Option<bool> {
+        match self.n_stage? {
+            NStage::N0 => Some(false),
+            NStage::N1 | NStage::N2 | NStage::N3 => Some(true),
+            NStage::NX => None,
+        }
+    }
+
+    pub(crate) fn female(&self) -> Option<bool> {
+        self.sex.map(|s| s == Sex::Female)
+    }
+
+    /// ≥ 3 metastatic organs (the study splits 1–2 vs ≥ 3).
+    pub(crate) fn organs_3plus(&self) -> Option<bool> {
+        self.labels.baseline.as_ref().and_then(|b| b.metastatic_organs).map(|n| n >= 3)
+    }
+
+    /// ≥ 6 metastatic lesions (the study splits 1–5 vs ≥ 6).
+    pub(crate) fn lesions_6plus(&self) -> Option<bool> {
+        self.labels.baseline.as_ref().and_then(|b| b.metastatic_lesions).map(|n| n >= 6)
+    }
+}
