@@ -8,8 +8,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+/// crates/stats/tests/fixtures, whether included from the stats crate or from the CLI's tests.
 pub fn fixtures_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = manifest.join("tests").join("fixtures");
+    if own.join("cases.json").exists() {
+        own
+    } else {
+        manifest.join("..").join("stats").join("tests").join("fixtures")
+    }
 }
 
 pub fn load_cases() -> Vec<Value> {
