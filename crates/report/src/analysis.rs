@@ -829,12 +829,12 @@ pub(crate) const BRAIN_CLASSES: [&str; 3] = ["none", "oligo", "multiple"];
 /// Fig. 3: baseline brain (none / oligo / multiple) × prior brain RT × brain at PD1.
 pub(crate) fn brain_evolution(subjects: &[&Subject]) -> BrainEvolution {
     let with_baseline: Vec<&Subject> = subjects.iter().copied().filter(|s| s.baseline_brain().is_some()).collect();
-    let pd1_brain = |s: &Subject| -> &str {
+    fn pd1_brain(s: &Subject) -> &str {
         match &s.labels.pd1 {
             None => "no_pd1",
             Some(p) => p.brain.as_deref().unwrap_or("none"),
         }
-    };
+    }
     let mut rows = Vec::new();
     for b in BRAIN_CLASSES {
         for (rt_label, rt) in [("no", false), ("yes", true)] {
@@ -890,7 +890,7 @@ mod tests {
 
     #[test]
     fn table_test_uses_fisher_when_an_expected_count_is_below_five() {
-        let t = table_test(&[vec![2, 15], vec![11, 2]]);
+        let t = table_test(&[vec![1, 4], vec![6, 9]]); // expected 5·7/20 = 1.75
         assert_eq!(t.test, Some("fisher"));
         let t = table_test(&[vec![30, 20], vec![25, 25]]);
         assert_eq!(t.test, Some("chisq"));
