@@ -99,7 +99,7 @@ pub(crate) fn blocks(r: &Report) -> Vec<Block> {
     b.push(Block::Table {
         header: ["figure", "endpoint", "by", "group", "n", "events", "median (months)", "95% CI", "log-rank p", "HR yes vs no (95% CI)"]
             .iter()
-            .map(|h| s(h))
+            .map(s)
             .collect(),
         rows,
     });
@@ -245,7 +245,7 @@ pub(crate) fn blocks(r: &Report) -> Vec<Block> {
     b.push(Block::Table {
         header: ["covariate", "n", "univariate SHR (95% CI)", "p", "multivariate SHR (95% CI)", "p", "note"]
             .iter()
-            .map(|h| s(h))
+            .map(s)
             .collect(),
         rows,
     });
@@ -263,7 +263,7 @@ pub(crate) fn blocks(r: &Report) -> Vec<Block> {
     b.push(Block::Table {
         header: ["baseline brain", "prior brain RT", "n", "PD1: no brain PD", "PD1: oligo brain PD", "PD1: multiple brain PD", "no PD1"]
             .iter()
-            .map(|h| s(h))
+            .map(s)
             .collect(),
         rows: be
             .rows
@@ -283,7 +283,7 @@ pub(crate) fn blocks(r: &Report) -> Vec<Block> {
     });
     b.push(Block::Figure("brain".into()));
     b.push(Block::Table {
-        header: ["question", "BBM no: no / yes", "BBM yes: no / yes", "test", "p"].iter().map(|h| s(h)).collect(),
+        header: ["question", "BBM no: no / yes", "BBM yes: no / yes", "test", "p"].iter().map(s).collect(),
         rows: be
             .tests
             .iter()

@@ -26,7 +26,6 @@ impl Serialize for Num {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
             None => s.serialize_none(),
-            Some(x) if x == 0.0 => s.serialize_i64(0),
             Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => s.serialize_i64(x as i64),
             Some(x) => s.serialize_f64(x),
         }

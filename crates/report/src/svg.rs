@@ -59,13 +59,13 @@ fn axes(out: &mut String, f: &Frame, step: f64, y_label: &str) {
     let x0 = LEFT;
     let x1 = W - RIGHT;
     let y0 = f.y(0.0);
-    let _ = write!(out, "<path class=\"axis\" d=\"M{x0:.1} {:.1}V{y0:.1}H{x1:.1}\" fill=\"none\" stroke=\"#333\"/>\n", f.y(1.0));
+    let _ = writeln!(out, "<path class=\"axis\" d=\"M{x0:.1} {:.1}V{y0:.1}H{x1:.1}\" fill=\"none\" stroke=\"#333\"/>", f.y(1.0));
     for i in 0..=4 {
         let p = f64::from(i) * 0.25;
         let y = f.y(p);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<path d=\"M{:.1} {y:.1}H{x0:.1}\" stroke=\"#333\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{p:.2}</text>\n",
+            "<path d=\"M{:.1} {y:.1}H{x0:.1}\" stroke=\"#333\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\">{p:.2}</text>",
             x0 - 4.0,
             x0 - 6.0,
             y + 4.0
@@ -74,22 +74,22 @@ fn axes(out: &mut String, f: &Frame, step: f64, y_label: &str) {
     let mut m = 0.0;
     while m <= f.x_max_months + 1e-9 {
         let x = f.x(m * DAYS_PER_MONTH);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<path d=\"M{x:.1} {y0:.1}v4\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{m:.0}</text>\n",
+            "<path d=\"M{x:.1} {y0:.1}v4\" stroke=\"#333\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">{m:.0}</text>",
             y0 + 16.0
         );
         m += step;
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\">months</text>\n",
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\">months</text>",
         (x0 + x1) / 2.0,
         y0 + 32.0
     );
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">{}</text>\n",
+        "<text transform=\"translate(16 {:.1}) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">{}</text>",
         TOP + PLOT_H / 2.0,
         esc(y_label)
     );
@@ -114,16 +114,15 @@ pub(crate) fn km(plot: &KmPlot) -> String {
     let risk_top = TOP + PLOT_H + 52.0;
     let height = risk_top + 18.0 * (plot.curves.len() as f64 + 1.0) + 10.0;
     let mut out = open(height, "km", &plot.title);
-    let _ = write!(out, "<text x=\"{LEFT:.1}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>\n", esc(&plot.title));
+    let _ = writeln!(out, "<text x=\"{LEFT:.1}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>", esc(&plot.title));
     if !plot.note.is_empty() {
-        let _ = write!(out, "<text x=\"{LEFT:.1}\" y=\"31\" font-size=\"11\">{}</text>\n", esc(&plot.note));
+        let _ = writeln!(out, "<text x=\"{LEFT:.1}\" y=\"31\" font-size=\"11\">{}</text>", esc(&plot.note));
     }
     axes(&mut out, &f, step, "probability");
     for (gi, (label, curve)) in plot.curves.iter().enumerate() {
         let colour = COLOURS[gi % COLOURS.len()];
         let Some(c) = curve else { continue };
         let mut d = format!("M{:.1} {:.1}", f.x(0.0), f.y(1.0));
-        let mut s_prev = 1.0;
         let mut ticks = String::new();
         for (i, &t) in c.times.iter().enumerate() {
             let s = c.survival[i];
@@ -133,19 +132,17 @@ pub(crate) fn km(plot: &KmPlot) -> String {
             if c.n_censor[i] > 0 {
                 let _ = write!(ticks, "M{:.1} {:.1}v8", f.x(t), f.y(s) - 4.0);
             }
-            s_prev = s;
         }
         let _ = write!(d, "H{:.1}", f.x(c.times.last().copied().unwrap_or(0.0)));
-        let _ = s_prev;
-        let _ = write!(out, "<path class=\"curve\" d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n");
+        let _ = writeln!(out, "<path class=\"curve\" d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>");
         if !ticks.is_empty() {
-            let _ = write!(out, "<path class=\"censor\" d=\"{ticks}\" stroke=\"{colour}\" stroke-width=\"1.5\"/>\n");
+            let _ = writeln!(out, "<path class=\"censor\" d=\"{ticks}\" stroke=\"{colour}\" stroke-width=\"1.5\"/>");
         }
         if plot.curves.len() > 1 {
             let ly = TOP + 14.0 + 16.0 * gi as f64;
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<path d=\"M{:.1} {:.1}h20\" stroke=\"{colour}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
+                "<path d=\"M{:.1} {:.1}h20\" stroke=\"{colour}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
                 W - RIGHT - 110.0,
                 ly - 4.0,
                 W - RIGHT - 84.0,
@@ -155,9 +152,9 @@ pub(crate) fn km(plot: &KmPlot) -> String {
         }
     }
     // Numbers at risk.
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<g class=\"at-risk\"><text x=\"4\" y=\"{risk_top:.1}\" font-size=\"11\" font-weight=\"bold\">Number at risk</text>\n"
+        "<g class=\"at-risk\"><text x=\"4\" y=\"{risk_top:.1}\" font-size=\"11\" font-weight=\"bold\">Number at risk</text>"
     );
     for (gi, (label, curve)) in plot.curves.iter().enumerate() {
         let y = risk_top + 18.0 * (gi as f64 + 1.0);
@@ -181,7 +178,7 @@ pub(crate) fn cif(plot: &CifPlot, title: &str) -> String {
     let f = Frame { x_max_months };
     let height = TOP + PLOT_H + 50.0;
     let mut out = open(height, "cif", title);
-    let _ = write!(out, "<text x=\"{LEFT:.1}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>\n", esc(title));
+    let _ = writeln!(out, "<text x=\"{LEFT:.1}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>", esc(title));
     axes(&mut out, &f, step, "cumulative incidence");
     for (gi, (name, times, cif)) in plot.curves.iter().enumerate() {
         let colour = COLOURS[gi % COLOURS.len()];
@@ -191,11 +188,11 @@ pub(crate) fn cif(plot: &CifPlot, title: &str) -> String {
         }
         let _ = write!(d, "H{:.1}", f.x(plot.max_time));
         let dash = if name == "death_without_progression" { " stroke-dasharray=\"4 3\"" } else { "" };
-        let _ = write!(out, "<path class=\"curve\" d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>\n");
+        let _ = writeln!(out, "<path class=\"curve\" d=\"{d}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/>");
         let ly = TOP + 14.0 + 16.0 * gi as f64;
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<path d=\"M{:.1} {:.1}h20\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>\n",
+            "<path d=\"M{:.1} {:.1}h20\" stroke=\"{colour}\" stroke-width=\"2\"{dash}/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">{}</text>",
             LEFT + 12.0,
             ly - 4.0,
             LEFT + 38.0,
@@ -215,14 +212,14 @@ pub(crate) fn brain(be: &BrainEvolution, title: &str) -> String {
     let top = 50.0;
     let height = top + (bar_h + gap) * be.rows.len() as f64 + 40.0;
     let mut out = open(height, "brain", title);
-    let _ = write!(out, "<text x=\"10\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>\n", esc(title));
+    let _ = writeln!(out, "<text x=\"10\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>", esc(title));
     let parts: [(&str, &str); 4] =
         [("no brain PD", "#9ecae1"), ("oligo brain PD", "#fdae6b"), ("multiple brain PD", "#d62728"), ("no PD1", "#dddddd")];
     for (i, (name, colour)) in parts.iter().enumerate() {
         let x = label_w + 110.0 * i as f64;
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<rect x=\"{x:.1}\" y=\"26\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"36\" font-size=\"11\">{name}</text>\n",
+            "<rect x=\"{x:.1}\" y=\"26\" width=\"12\" height=\"12\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"36\" font-size=\"11\">{name}</text>",
             x + 16.0
         );
     }
@@ -255,7 +252,7 @@ pub(crate) fn brain(be: &BrainEvolution, title: &str) -> String {
             );
             x += w;
         }
-        let _ = write!(out, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">n = {}</text>\n", x + 6.0, y + 15.0, row.n);
+        let _ = writeln!(out, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\">n = {}</text>", x + 6.0, y + 15.0, row.n);
     }
     out.push_str("</svg>\n");
     out
