@@ -5,10 +5,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod export_cmd;
 mod import_cmd;
 mod labels_cmd;
 mod ops_http;
 mod progress;
+mod report_cmd;
 mod services_cmd;
 mod stats_cmd;
 mod synth_cmd;
@@ -44,6 +46,11 @@ enum Command {
     /// Survival and competing-risk statistics on any CSV (JSON on stdout).
     #[command(subcommand)]
     Stats(stats_cmd::StatsCommand),
+    /// The cohort report: the study's tables and figures from live data (json, md or html).
+    Report(report_cmd::ReportArgs),
+    /// Export analysis data sets (`adtte`: one CSV row per patient and clock).
+    #[command(subcommand)]
+    Export(export_cmd::ExportCommand),
 }
 
 fn init_tracing() {
@@ -66,6 +73,8 @@ fn main() -> ExitCode {
         Command::Alerts(args) => services_cmd::alerts(args),
         Command::Publish(args) => services_cmd::publish(args),
         Command::Stats(cmd) => stats_cmd::run(cmd),
+        Command::Report(args) => report_cmd::run(args),
+        Command::Export(cmd) => export_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,

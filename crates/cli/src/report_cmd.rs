@@ -12,8 +12,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::config::Config;
 use registry_domain::events::{Enrollment, EventType, Payload};
-use registry_domain::projection::View;
-use registry_domain::view::{canonical_cmp, RecordedEvent};
+use registry_domain::view::{canonical_cmp, RecordedEvent, View};
 use registry_projector::Projector;
 use registry_report::{PatientInput, ReportInput};
 

@@ -112,6 +112,8 @@ pub(crate) fn compare(
         curves.push(((*label).to_owned(), curve));
     }
     let testable = groups.iter().all(|g| g.n > 0) && groups.iter().any(|g| g.events > 0);
+    // With no event in one group the Cox estimate diverges (monotone likelihood): undefined.
+    let hr_defined = groups.iter().all(|g| g.events > 0);
     let time: Vec<f64> = rows.iter().map(|(o, _)| o.time).collect();
     let event: Vec<bool> = rows.iter().map(|(o, _)| o.event).collect();
     let group: Vec<usize> = rows.iter().map(|(_, y)| usize::from(*y)).collect();
@@ -125,7 +127,8 @@ pub(crate) fn compare(
             }
         }
         let x = Covariate { name: by.to_owned(), values: group.iter().map(|g| *g as f64).collect() };
-        if let Ok(fit) = cox_ph(&time, &event, &[x], &CoxConfig::default()) {
+        let fit = if hr_defined { cox_ph(&time, &event, &[x], &CoxConfig::default()).ok() } else { None };
+        if let Some(fit) = fit {
             if let Some(c) = fit.coefficients.first() {
                 hr = Num::opt(c.hr);
                 hr_ci = [Num::opt(c.hr_ci[0]), Num::opt(c.hr_ci[1])];
@@ -663,6 +666,16 @@ fn fit_rows(
     (rows.len(), events, fit)
 }
 
+/// A binary covariate with no OF event at one of its levels: the likelihood is monotone and the
+/// SHR diverges (crr still "converges" to a huge number with a spuriously narrow CI). Returns the
+/// note, and the row's numbers are reported as null.
+fn monotone(rows: &[(f64, u32, Vec<f64>)], j: usize) -> Option<String> {
+    [0.0, 1.0].iter().find_map(|&level| {
+        let none = !rows.iter().any(|r| r.2[j] == level && r.1 == 1);
+        none.then(|| format!("no OF event with the covariate = {level}: the SHR diverges (monotone likelihood)"))
+    })
+}
+
 fn fg_row(
     covariate: &'static str,
     contrast: &'static str,
@@ -670,7 +683,21 @@ fn fg_row(
     events: usize,
     fit: &Result<registry_stats::finegray::FineGrayFit, String>,
     j: usize,
+    diverges: Option<String>,
 ) -> FgRow {
+    if let (Some(note), Ok(f)) = (&diverges, fit) {
+        return FgRow {
+            covariate,
+            contrast,
+            n,
+            events,
+            shr: Num(None),
+            shr_ci: [Num(None); 2],
+            p: Num(None),
+            converged: Some(f.converged),
+            note: Some(note.clone()),
+        };
+    }
     match fit {
         Ok(f) => {
             let c = f.coefficients.get(j);
@@ -718,11 +745,11 @@ pub(crate) fn table3(subjects: &[&Subject]) -> Table3 {
         if !varies {
             let events = rows.iter().filter(|r| r.1 == 1).count();
             let fit = Err("covariate does not vary".to_owned());
-            univariate.push(fg_row(name, contrast, rows.len(), events, &fit, 0));
+            univariate.push(fg_row(name, contrast, rows.len(), events, &fit, 0, None));
             continue;
         }
         let (n, events, fit) = fit_rows(&rows, &[(*name, *contrast)]);
-        univariate.push(fg_row(name, contrast, n, events, &fit, 0));
+        univariate.push(fg_row(name, contrast, n, events, &fit, 0, monotone(&rows, 0)));
     }
     // Multivariate: complete cases on the model's covariates, constant columns dropped.
     let chosen: Vec<&(&'static str, &'static str, Extract)> =
@@ -761,7 +788,11 @@ pub(crate) fn table3(subjects: &[&Subject]) -> Table3 {
     } else {
         let (n, events, fit) = fit_rows(&rows, &names);
         let coefficients =
-            names.iter().enumerate().map(|(j, (name, contrast))| fg_row(name, contrast, n, events, &fit, j)).collect();
+            names
+            .iter()
+            .enumerate()
+            .map(|(j, (name, contrast))| fg_row(name, contrast, n, events, &fit, j, monotone(&rows, j)))
+            .collect();
         FgModel {
             covariates: names.iter().map(|n| n.0).collect(),
             dropped,

@@ -237,6 +237,12 @@ fn comparisons_have_the_interface_shape_and_groups() {
     assert_eq!(comps[3]["groups"][1]["n"], 2);
     assert!(comps[3]["logrank_p"].is_number());
     assert!(comps[3]["hr"].is_number());
+    // fig1c: CBPD no is P2 alone, censored: no event there, so the HR diverges and is null
+    // while the log-rank test stands.
+    assert_eq!(comps[2]["groups"][0]["events"], 0);
+    assert_eq!(comps[2]["hr"], Value::Null);
+    assert_eq!(comps[2]["hr_ci"], json!([null, null]));
+    assert!(comps[2]["logrank_p"].is_number());
 }
 
 #[test]
@@ -308,6 +314,10 @@ fn table1_and_table3_have_their_rows_and_no_nan() {
     assert_eq!(t3["events_competing"], 3);
     assert_eq!(t3["censored"], 1);
     assert!(t3["univariate"].as_array().expect("rows").len() >= 10);
+    // The only OF (P1) is male: no OF among women, the SHR of "female" diverges → null, noted.
+    let female = t3["univariate"].as_array().expect("rows").iter().find(|x| x["covariate"] == "female").expect("row");
+    assert_eq!(female["shr"], Value::Null);
+    assert!(female["note"].as_str().is_some_and(|n| n.contains("monotone")), "{female}");
     let text = serde_json::to_string(&r).expect("json");
     assert!(!text.contains("NaN") && !text.contains("inf"), "{text}");
 }
