@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod validate;
+pub mod stored;
 pub mod alerts;
 pub mod config;
 pub mod findings;

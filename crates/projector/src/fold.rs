@@ -77,8 +77,40 @@ impl Projector {
     }
 
     /// Every event of one patient, decoded, in seq order.
+    ///
+    /// Also included: any other patient's event that one of this patient's retractions or
+    /// corrections names, so the fold can see the link crosses patients, ignore it and say so
+    /// (domain.md, "Which events count"). Those events never count for this patient.
     pub fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, ProjectorError> {
-        self.store.patient_events(patient_id)?.iter().map(decode).collect()
+        let mut events: Vec<RecordedEvent> =
+            self.store.patient_events(patient_id)?.iter().map(decode).collect::<Result<_, _>>()?;
+        for e in &events {
+            if e.event.patient_id.as_str() != patient_id {
+                return Err(ProjectorError::Decode {
+                    seq: e.seq,
+                    source: stored::DecodeError::Field { field: "patient_id (index disagrees with content)", value: e.event.patient_id.to_string() },
+                });
+            }
+        }
+        let own: BTreeSet<uuid::Uuid> = events.iter().map(|e| e.event.event_id).collect();
+        let mut linked = BTreeSet::new();
+        for e in &events {
+            let target = match &e.event.payload {
+                registry_domain::events::Payload::EventRetracted(r) => Some(r.target_event_id),
+                _ => e.event.supersedes,
+            };
+            if let Some(t) = target.filter(|t| !own.contains(t)) {
+                linked.insert(t);
+            }
+        }
+        for target in linked {
+            if let Some(seq) = self.store.seq_of_event_id(&target.hyphenated().to_string())? {
+                if let Some(stored) = self.store.get(seq)? {
+                    events.push(decode(&stored)?);
+                }
+            }
+        }
+        Ok(events)
     }
 
     /// Patients with an event after `after_seq`, sorted.
