@@ -1,0 +1,137 @@
+//! Where the API reads from: the [`RegistryView`] trait, and its implementation over a
+//! [`Projector`] in the same process ([`ProjectorSource`]).
+//!
+//! Labels are recomputed from the log for the asked view (as `registry labels` does), so any
+//! `as_of` / `known_at` is answered exactly; the stored "today" labels are not used here.
+//! The trait is synchronous (sled is); handlers call it on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use registry_domain::config::Config;
+use registry_domain::events::PatientId;
+use registry_domain::projection::{project_patient, PatientProjection};
+use registry_domain::view::{RecordedEvent, View};
+use registry_ingest::IngestMetrics;
+use registry_projector::Projector;
+use registry_store::StoredAlert;
+
+/// A read failed; the API answers 503 and logs the message (which names no patient).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+impl From<registry_projector::ProjectorError> for SourceError {
+    fn from(e: registry_projector::ProjectorError) -> Self {
+        SourceError(e.to_string())
+    }
+}
+
+impl From<registry_store::StoreError> for SourceError {
+    fn from(e: registry_store::StoreError) -> Self {
+        SourceError(e.to_string())
+    }
+}
+
+/// Operational figures for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct OpsFigures {
+    /// Events accepted into the log.
+    pub events_ingested: u64,
+    /// Inputs rejected, by reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Events appended but not yet projected.
+    pub projection_lag: u64,
+    /// Alerts raised, by kind.
+    pub alerts_by_kind: BTreeMap<String, u64>,
+    /// Prometheus text of in-process ingest counters, when the ingest service shares the process.
+    pub ingest_counters: Option<String>,
+}
+
+/// What the API needs of the registry.
+pub trait RegistryView: Send + Sync + 'static {
+    /// Every patient id with at least one stored event, sorted.
+    fn patient_ids(&self) -> Result<Vec<String>, SourceError>;
+    /// Every stored event of one patient, in arrival (seq) order; empty when unknown.
+    fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, SourceError>;
+    /// The projection of one patient in a view (`None` when not listed in it).
+    fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection>;
+    /// The thresholds the projection uses (time-point window, for the timeline).
+    fn config(&self) -> &Config;
+    /// Alerts raised at or after `since_micros`, oldest first.
+    fn alerts_since(&self, since_micros: i64, limit: usize) -> Result<Vec<StoredAlert>, SourceError>;
+    /// `Ok` when the store answers.
+    fn ready(&self) -> Result<(), SourceError>;
+    /// Figures for `/metrics`.
+    fn ops(&self) -> Result<OpsFigures, SourceError>;
+}
+
+/// The site a patient belongs to: the `site_id` of its first stored event.
+pub fn patient_site(events: &[RecordedEvent]) -> Option<&str> {
+    events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str())
+}
+
+/// [`RegistryView`] over a projector in this process. In `registry serve` it shares the
+/// projector's handle (sled allows one process per directory).
+#[derive(Debug, Clone)]
+pub struct ProjectorSource {
+    projector: Projector,
+    cfg: Config,
+    ingest: Option<Arc<IngestMetrics>>,
+}
+
+impl ProjectorSource {
+    /// `cfg` must be the configuration the projector was built with.
+    pub fn new(projector: Projector, cfg: Config) -> ProjectorSource {
+        ProjectorSource { projector, cfg, ingest: None }
+    }
+
+    /// Exports the in-process ingest counters on `/metrics` (in `registry serve`).
+    pub fn with_ingest_metrics(mut self, m: Arc<IngestMetrics>) -> ProjectorSource {
+        self.ingest = Some(m);
+        self
+    }
+}
+
+impl RegistryView for ProjectorSource {
+    fn patient_ids(&self) -> Result<Vec<String>, SourceError> {
+        Ok(self.projector.store().patient_ids()?)
+    }
+
+    fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, SourceError> {
+        Ok(self.projector.patient_events(patient_id)?)
+    }
+
+    fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection> {
+        let pid = PatientId::parse(patient_id)?;
+        project_patient(&pid, events, view, &self.cfg)
+    }
+
+    fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn alerts_since(&self, since_micros: i64, limit: usize) -> Result<Vec<StoredAlert>, SourceError> {
+        Ok(self.projector.store().alerts_since(since_micros, limit)?)
+    }
+
+    fn ready(&self) -> Result<(), SourceError> {
+        self.projector.store().labels_through_seq()?;
+        Ok(())
+    }
+
+    fn ops(&self) -> Result<OpsFigures, SourceError> {
+        let store = self.projector.store();
+        let mut alerts_by_kind = BTreeMap::new();
+        for a in store.alerts_since(i64::MIN, usize::MAX)? {
+            *alerts_by_kind.entry(a.kind).or_default() += 1;
+        }
+        Ok(OpsFigures {
+            events_ingested: store.len(),
+            rejected_by_reason: store.rejection_count_by_reason()?,
+            projection_lag: store.last_seq().saturating_sub(store.labels_through_seq()?),
+            alerts_by_kind,
+            ingest_counters: self.ingest.as_ref().map(|m| m.render()),
+        })
+    }
+}
