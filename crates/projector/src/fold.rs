@@ -139,7 +139,13 @@ impl Projector {
         if through_seq <= before_seq {
             return Ok(CatchUp { patients: 0, alerts: Vec::new(), through_seq: before_seq });
         }
-        let touched = self.touched_since(before_seq)?;
+        // From an empty checkpoint every patient is touched: the patient index says who they
+        // are without reading the log twice.
+        let touched: BTreeSet<String> = if before_seq == 0 {
+            self.store.patient_ids()?.into_iter().collect()
+        } else {
+            self.touched_since(before_seq)?
+        };
         let view = View { as_of: view_date, known_at: None };
         let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(touched.len());
         let mut alerts = Vec::new();

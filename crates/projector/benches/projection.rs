@@ -1,0 +1,104 @@
+//! Projection benchmark (issue: clinical projection). Imports a synthetic cohort of 50,000
+//! patients (about 1,000,000 events) into a real sled store, then measures in the same run:
+//! - parse: decoding every stored event (the floor any projection pays);
+//! - full rebuild: `Projector::catch_up` from an empty checkpoint (every patient refolded);
+//! - incremental: one batch touching 1 % of the patients, then `catch_up`.
+//! Prints the ratios the issue asks for and the process's peak memory (VmHWM).
+//!
+//! Run: `cargo bench -p registry-projector --bench projection` (env BENCH_PATIENTS to resize).
+
+use std::time::Instant;
+
+use registry_domain::config::Config;
+use registry_domain::events::{Event, FollowupStatus, Payload};
+use registry_domain::stored;
+use registry_domain::synth::{generate, Profile, SynthConfig};
+use registry_projector::Projector;
+use registry_store::{NewEvent, Store};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn append(store: &Store, events: &[Event], at: i64) {
+    let rows: Vec<(String, String, Vec<u8>)> = events
+        .iter()
+        .map(|e| (e.event_id.hyphenated().to_string(), e.patient_id.to_string(), e.canonical_json()))
+        .collect();
+    let batch: Vec<NewEvent<'_>> = rows
+        .iter()
+        .map(|(id, pid, c)| NewEvent { event_id: id, patient_id: pid, content: c, received_at_micros: at })
+        .collect();
+    store.append_batch(&batch).expect("append");
+}
+
+fn main() {
+    let patients: usize = std::env::var("BENCH_PATIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
+    let max_events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open store");
+    let cfg = SynthConfig { patients, seed: 2019, profile: Profile::Ni2019 };
+    let t = Instant::now();
+    let mut buf = Vec::with_capacity(1000);
+    let mut n = 0usize;
+    for e in generate(&cfg).take(max_events) {
+        buf.push(e);
+        n += 1;
+        if buf.len() == 1000 {
+            append(&store, &buf, 1_600_000_000_000_000);
+            buf.clear();
+        }
+    }
+    append(&store, &buf, 1_600_000_000_000_000);
+    let n_patients = store.patient_ids().expect("patients").len();
+    eprintln!("imported {n} events of {n_patients} patients in {:.1} s", t.elapsed().as_secs_f64());
+
+    // Parse: decode every event from the store.
+    let t = Instant::now();
+    let mut decoded = 0usize;
+    for e in store.iter_from(1) {
+        let e = e.expect("read");
+        stored::decode(&e.content).expect("decode");
+        decoded += 1;
+    }
+    let parse = t.elapsed().as_secs_f64();
+
+    // Full rebuild from an empty checkpoint.
+    let view_date = registry_domain::synth::Profile::Ni2019.data_cutoff();
+    let projector = Projector::new(store.clone(), Config::default());
+    let t = Instant::now();
+    let full = projector.catch_up(view_date).expect("rebuild");
+    let rebuild = t.elapsed().as_secs_f64();
+
+    // Incremental: one follow-up for 1 % of the patients.
+    let ids = store.patient_ids().expect("patients");
+    let step = 100;
+    let extra: Vec<Event> = ids
+        .iter()
+        .step_by(step)
+        .enumerate()
+        .map(|(i, pid)| {
+            let first = store.patient_events(pid).expect("events");
+            let mut e = stored::decode(&first[0].content).expect("decode");
+            e.event_id = uuid::Uuid::from_u128(0xbe9c_0000_0000_4000_8000_0000_0000_0000 | i as u128);
+            e.supersedes = None;
+            e.occurred_on = view_date;
+            e.payload = Payload::FollowupRecorded(registry_domain::events::Followup { status: FollowupStatus::Alive });
+            e
+        })
+        .collect();
+    append(&store, &extra, 1_700_000_000_000_000);
+    let t = Instant::now();
+    let inc = projector.catch_up(view_date).expect("incremental");
+    let incremental = t.elapsed().as_secs_f64();
+
+    println!("events decoded: {decoded}; patients rebuilt: {}; incremental patients: {}", full.patients, inc.patients);
+    println!("parse only:        {parse:8.2} s  ({:.0} events/s)", decoded as f64 / parse);
+    println!("full rebuild:      {rebuild:8.2} s  = {:.2} x parse (goal <= 3)", rebuild / parse);
+    println!("incremental (1 %): {incremental:8.3} s  = {:.2} % of the rebuild (goal <= 2 %)", 100.0 * incremental / rebuild);
+    println!("peak memory (VmHWM): {:.0} MiB (goal < 1024)", peak_rss_mib());
+}
