@@ -14,7 +14,8 @@ fn figure(r: &Report, id: &str) -> String {
     match id {
         "cif" => svg::cif(
             &r.plots.cif,
-            "Figure 2: cumulative incidence of progression (any, OF, DF, ODF) with death without progression competing",
+            "Figure 2: cumulative incidence of progression (PFS1 clock)",
+            "any progression, OF, DF, ODF; death without progression competes (dashed)",
         ),
         "brain" => svg::brain(&r.brain_evolution, "Figure 3: brain at PD1 by baseline brain disease and prior brain RT"),
         km_id => r.plots.km.iter().find(|p| p.id == km_id).map(svg::km).unwrap_or_default(),

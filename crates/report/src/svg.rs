@@ -173,12 +173,13 @@ pub(crate) fn km(plot: &KmPlot) -> String {
 }
 
 /// Fig. 2: cumulative incidence step curves on the PFS1 clock.
-pub(crate) fn cif(plot: &CifPlot, title: &str) -> String {
+pub(crate) fn cif(plot: &CifPlot, title: &str, note: &str) -> String {
     let (x_max_months, step) = month_axis(plot.max_time);
     let f = Frame { x_max_months };
     let height = TOP + PLOT_H + 50.0;
     let mut out = open(height, "cif", title);
     let _ = writeln!(out, "<text x=\"{LEFT:.1}\" y=\"16\" font-size=\"13\" font-weight=\"bold\">{}</text>", esc(title));
+    let _ = writeln!(out, "<text x=\"{LEFT:.1}\" y=\"31\" font-size=\"11\">{}</text>", esc(note));
     axes(&mut out, &f, step, "cumulative incidence");
     for (gi, (name, times, cif)) in plot.curves.iter().enumerate() {
         let colour = COLOURS[gi % COLOURS.len()];
