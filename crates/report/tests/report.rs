@@ -386,3 +386,20 @@ fn adtte_has_the_exact_header_and_one_row_per_non_null_clock() {
     sorted.sort();
     assert_eq!(ids, sorted);
 }
+
+#[test]
+fn an_empty_view_gives_nulls_not_nan_and_every_rendering() {
+    let known_at = chrono::DateTime::parse_from_rfc3339("2016-05-04T09:12:00Z").expect("instant").to_utc();
+    let input = ReportInput { as_of: date("2016-05-04"), known_at: Some(known_at), patients: Vec::new() };
+    let report = build(&input).expect("report");
+    let r = report.to_json();
+    assert_eq!(r["known_at"], "2016-05-04T09:12:00Z");
+    assert_eq!(r["n_patients"], 0);
+    assert_eq!((&r["orr"], &r["dcr"]), (&Value::Null, &Value::Null));
+    assert_eq!(r["pfs1"], json!({"n": 0, "events": 0, "median_days": null, "median_ci_days": [null, null]}));
+    assert_eq!(r["comparisons"][0]["logrank_p"], Value::Null);
+    assert_eq!(r["table3"]["multivariate"]["converged"], Value::Null);
+    assert!(!report.to_json_string().contains("NaN"));
+    assert_eq!(report.to_html().matches("<svg").count(), 9);
+    assert!(report.to_markdown().contains("## Table 1"));
+}
