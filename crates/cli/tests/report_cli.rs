@@ -79,6 +79,9 @@ fn report_and_adtte_agree_with_the_labels_and_are_reproducible() {
     assert_eq!(r["comparisons"].as_array().map(Vec::len), Some(4));
     assert!(r["pfs1"]["median_days"].is_number(), "the study cohort reaches its PFS1 median");
     assert!(!json_text.contains("NaN"));
+    // Every indexed patient's enrolment was found: Table 1 knows every age.
+    assert_eq!(r["table1"]["rows"][0]["variable"], "age_years");
+    assert_eq!(r["table1"]["rows"][0]["summaries"][0]["n"].as_u64(), Some(indexed.len() as u64));
 
     // Same view, same bytes.
     let again = run(&["report", "--as-of", AS_OF, "--format", "json"], &data, "report json again");
