@@ -48,6 +48,9 @@ async fn metrics(State(s): State<OpsState>) -> String {
         out.push_str("# HELP registry_projection_lag_events Events in the projector's log not yet projected.\n");
         out.push_str("# TYPE registry_projection_lag_events gauge\n");
         out.push_str(&format!("registry_projection_lag_events {lag}\n"));
+        out.push_str("# HELP registry_projected_events Events of the projector's log included in the stored labels.\n");
+        out.push_str("# TYPE registry_projected_events gauge\n");
+        out.push_str(&format!("registry_projected_events {}\n", store.labels_through_seq().unwrap_or(0)));
         let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
         if let Ok(alerts) = store.alerts_since(i64::MIN, usize::MAX) {
             for a in alerts {
