@@ -77,19 +77,25 @@ pub(crate) struct ServeArgs {
 pub(crate) struct IngestArgs {
     #[command(flatten)]
     nats: NatsArgs,
-    /// The ingest service's own data directory.
+    /// The ingest service's own data directory (its store is DIR/store, as for `registry
+    /// import`, so `registry labels|verify --data DIR` read it).
     #[arg(long, env = "REGISTRY_DATA")]
     data: PathBuf,
     /// Address of the HTTP endpoint (health, metrics).
     #[arg(long, default_value = "127.0.0.1:0")]
     http: SocketAddr,
+    /// Seconds before an unacknowledged message is redelivered: after a crash, the batch the
+    /// dead process held comes back after this long.
+    #[arg(long, default_value_t = 30, env = "REGISTRY_ACK_WAIT")]
+    ack_wait: u64,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct ProjectArgs {
     #[command(flatten)]
     nats: NatsArgs,
-    /// The projector's own data directory.
+    /// The projector's own data directory (its store is DIR/store, as for `registry import`,
+    /// so `registry labels|verify --data DIR` read it).
     #[arg(long, env = "REGISTRY_DATA")]
     data: PathBuf,
     /// Only this ACCEPTED partition (default: all).
@@ -98,6 +104,9 @@ pub(crate) struct ProjectArgs {
     /// Address of the HTTP endpoint (health, metrics).
     #[arg(long, default_value = "127.0.0.1:0")]
     http: SocketAddr,
+    /// Seconds before an unacknowledged message is redelivered (see `registry ingest`).
+    #[arg(long, default_value_t = 30, env = "REGISTRY_ACK_WAIT")]
+    ack_wait: u64,
 }
 
 #[derive(clap::Args)]
@@ -231,8 +240,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let bus = args.nats.bus_config(&url, "registry-serve");
         let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
         registry_bus::ensure_streams(&js, &bus).await?;
-        let ingest_store = open(&args.data.join("ingest"), true)?;
-        let projector = Projector::new(open(&args.data.join("projector"), false)?, Config::default());
+        // DATA/ingest and DATA/projector are each laid out like an import's data directory
+        // (DIR/store), so `registry labels --data DATA/projector` reads the live projection.
+        let ingest_store = open(&args.data.join("ingest").join("store"), true)?;
+        let projector = Projector::new(open(&args.data.join("projector").join("store"), false)?, Config::default());
         let metrics = Arc::new(IngestMetrics::default());
         let ingest_cfg = IngestConfig { partitions: bus.partitions, ..IngestConfig::default() };
         let alerts_cfg = AlertsConfig { webhooks: args.webhooks.iter().map(|u| Webhook { url: u.clone() }).collect(), ..AlertsConfig::default() };
@@ -286,11 +297,15 @@ pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let bus = args.nats.bus_config(&url, "registry-ingest");
         let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
         registry_bus::ensure_streams(&js, &bus).await?;
-        let store = open(&args.data, true)?;
+        let store = open(&args.data.join("store"), true)?;
         let metrics = Arc::new(IngestMetrics::default());
         let ops = crate::ops_http::OpsState::new(metrics.clone(), None);
         let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
-        let cfg = IngestConfig { partitions: bus.partitions, ..IngestConfig::default() };
+        let cfg = IngestConfig {
+            partitions: bus.partitions,
+            ack_wait: Duration::from_secs(args.ack_wait.max(1)),
+            ..IngestConfig::default()
+        };
         let res = registry_ingest::service::run(store, js, cfg, metrics, token.clone().cancelled_owned()).await;
         token.cancel();
         let _ = http.await;
@@ -308,16 +323,17 @@ pub(crate) fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
         let bus = args.nats.bus_config(&url, "registry-projector");
         let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
         registry_bus::ensure_streams(&js, &bus).await?;
-        let projector = Projector::new(open(&args.data, false)?, Config::default());
+        let projector = Projector::new(open(&args.data.join("store"), false)?, Config::default());
         let ops = crate::ops_http::OpsState::new(Arc::new(IngestMetrics::default()), Some(projector.clone()));
         let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
+        let base = ProjectorConfig { ack_wait: Duration::from_secs(args.ack_wait.max(1)), ..ProjectorConfig::default() };
         let cfg = match args.partition {
             Some(p) => ProjectorConfig {
                 consumer: format!("projector-{p}"),
                 filter: format!("registry.accepted.{p}"),
-                ..ProjectorConfig::default()
+                ..base
             },
-            None => ProjectorConfig::default(),
+            None => base,
         };
         let res = registry_projector::service::run(projector, js, cfg, token.clone().cancelled_owned()).await;
         token.cancel();

@@ -63,9 +63,27 @@ pub enum ServiceError {
 }
 
 /// Publishes every alert in the outbox and marks it done. Safe to repeat.
+///
+/// Loops until the outbox is empty: a catch-up after a crash or a long outage can raise more
+/// alerts than one round takes, and nothing else would publish the rest before the next batch
+/// arrives (regression: alerts beyond the first 10,000 stayed unpublished when the stream ended).
 pub async fn drain_alerts(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
+    let mut total = 0;
+    loop {
+        let n = drain_alerts_once(projector, js).await?;
+        if n == 0 {
+            return Ok(total);
+        }
+        total += n;
+    }
+}
+
+async fn drain_alerts_once(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
     let store = projector.store().clone();
     let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(10_000)).await??;
+    if pending.is_empty() {
+        return Ok(0);
+    }
     let mut done = Vec::with_capacity(pending.len());
     let results: Vec<Result<String, ServiceError>> = futures::stream::iter(pending.into_iter().map(|(alert_id, kind, body)| {
         let js = js.clone();
