@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod api_cmd;
 mod export_cmd;
 mod import_cmd;
 mod labels_cmd;
@@ -51,6 +52,8 @@ enum Command {
     /// Export analysis data sets (`adtte`: one CSV row per patient and clock).
     #[command(subcommand)]
     Export(export_cmd::ExportCommand),
+    /// The HTTP API and dashboard alone, over a data directory no other process has open.
+    Api(api_cmd::ApiArgs),
 }
 
 fn init_tracing() {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Stats(cmd) => stats_cmd::run(cmd),
         Command::Report(args) => report_cmd::run(args),
         Command::Export(cmd) => export_cmd::run(cmd),
+        Command::Api(args) => api_cmd::run(args),
     };
     match result {
         Ok(code) => code,
