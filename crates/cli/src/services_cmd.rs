@@ -270,7 +270,12 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         {
             let t = token.clone();
             let addr = args.http;
-            tasks.spawn(async move { crate::ops_http::serve(addr, ops, t.cancelled_owned()).await });
+            // With API tokens configured (REGISTRY_API_TOKENS / REGISTRY_API_CONFIG), the HTTP API and
+            // dashboard take --http, sharing the projector's handle; otherwise the operations endpoint.
+            match crate::api_cmd::serve_router(projector.clone(), metrics.clone())? {
+                Some(app) => tasks.spawn(async move { crate::api_cmd::serve_on(addr, app, t.cancelled_owned()).await }),
+                None => tasks.spawn(async move { crate::ops_http::serve(addr, ops, t.cancelled_owned()).await }),
+            };
         }
         let mut first_err = None;
         while let Some(res) = tasks.join_next().await {
