@@ -418,6 +418,8 @@ impl Bus {
                                     while let Some(m) = batch.next().await {
                                         let m = m.map_err(|e| e.to_string())?;
                                         let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
+                                        // Acked, or the consumer stops at max_ack_pending (1000).
+                                        m.ack().await.map_err(|e| e.to_string())?;
                                         let msg_id = m
                                             .headers
                                             .as_ref()
