@@ -173,7 +173,8 @@ async fn filters_select_on_pattern_brain_and_radiotherapy() {
     let q = format!("as_of={}", f.cutoff);
     let all = get(&app, &format!("/patients?{q}"), Some(ALL)).await.json();
     let all = all["patients"].as_array().expect("list").clone();
-    let cases: [(&str, fn(&Value) -> bool); 7] = [
+    type Want = fn(&Value) -> bool;
+    let cases: [(&str, Want); 7] = [
         ("pattern=OF", |l| l["pd1"]["pattern"] == "OF"),
         ("pattern=DF", |l| l["pd1"]["pattern"] == "DF"),
         ("bbm=true", |l| l["baseline"]["bbm"] == true),
