@@ -40,14 +40,7 @@ fn repeats_outside_the_duplicate_window_are_stored_once_and_shuffled_arrival_giv
     let url = nats.url();
     // Streams with a 1 s duplicate window (the services' start-up later widens it again; the
     // repeats are in the stream by then).
-    {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-        rt.block_on(async {
-            let cfg = BusConfig { duplicate_window: Duration::from_secs(1), ..BusConfig::with_url(&url) };
-            let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
-            registry_bus::ensure_streams(&js, &cfg).await.expect("streams with a short window");
-        });
-    }
+    ensure_streams(&BusConfig { duplicate_window: Duration::from_secs(1), ..BusConfig::with_url(&url) });
     let bus = Bus::connect(&url);
     let summary = publisher_summary(publisher(&shuffled_file, &url), Duration::from_secs(120));
     assert_eq!(summary["published"].as_u64(), Some(n as u64), "{summary}");

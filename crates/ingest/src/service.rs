@@ -70,6 +70,9 @@ pub enum IngestError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// How long to pause after the bus stayed unavailable through a publish's retries.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
+
 #[derive(Deserialize)]
 struct PatientOnly {
     event_id: String,
@@ -167,7 +170,21 @@ pub async fn run(
         if msgs.is_empty() {
             continue;
         }
-        handle_batch(&store, &js, &cfg, &metrics, msgs).await?;
+        match handle_batch(&store, &js, &cfg, &metrics, msgs).await {
+            Ok(()) => {}
+            // The server is away longer than one publish's retries (a restart, a partition, an
+            // election). Nothing of this batch was acknowledged: it comes back after ack_wait,
+            // and its accepted events wait in the outbox, drained at the next batch. Exiting
+            // here instead would stop `registry serve` as a whole on a long outage.
+            Err(IngestError::Bus(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "bus unavailable; batch left unacknowledged for redelivery");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(OUTAGE_PAUSE) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
     }
     tracing::info!("ingest stopped");
     Ok(())

@@ -105,6 +105,9 @@ async fn drain_alerts_once(projector: &Projector, js: &jetstream::Context) -> Re
     Ok(n)
 }
 
+/// How long to pause after the bus stayed unavailable through a publish's retries.
+const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
+
 fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
@@ -148,7 +151,13 @@ pub async fn run(
                 let p = projector.clone();
                 let n = tokio::task::spawn_blocking(move || p.raise_overdue(today())).await??;
                 if n > 0 {
-                    drain_alerts(&projector, &js).await?;
+                    match drain_alerts(&projector, &js).await {
+                        Ok(_) => {}
+                        Err(ServiceError::Bus(e)) if e.is_transient() => {
+                            tracing::warn!(error = %e, "bus unavailable; overdue alerts stay in the outbox");
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             b = batches.next() => {
@@ -158,7 +167,18 @@ pub async fn run(
                     Err(e) => { tracing::warn!(error = %e, "consumer stream error; continuing"); None }
                 }).collect();
                 if !msgs.is_empty() {
-                    handle_batch(&projector, &js, msgs).await?;
+                    match handle_batch(&projector, &js, msgs).await {
+                        Ok(()) => {}
+                        // The server is away longer than one publish's retries: the labels and the
+                        // alert outbox are durable, the messages unacknowledged; redelivery after
+                        // ack_wait (or the next batch) publishes the rest. Exiting would stop
+                        // `registry serve` as a whole on a long outage.
+                        Err(ServiceError::Bus(e)) if e.is_transient() => {
+                            tracing::warn!(error = %e, "bus unavailable; batch left unacknowledged for redelivery");
+                            tokio::time::sleep(OUTAGE_PAUSE).await;
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }

@@ -266,14 +266,17 @@ impl Drop for Service {
     }
 }
 
-/// `registry publish FILE --nats URL` as a child process (stdout: its JSON summary).
+/// `registry publish FILE --nats URL` as a child process (stdout: its JSON summary; stderr to
+/// FILE.publish.log — not a pipe: during an outage its retry warnings would fill a pipe nobody
+/// reads yet and block it).
 pub(crate) fn publisher(file: &Path, url: &str) -> Child {
+    let log = std::fs::File::create(file.with_extension("publish.log")).expect("publisher log");
     registry()
         .arg("publish")
         .arg(file)
         .args(["--nats", url])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log))
         .spawn()
         .expect("spawn registry publish")
 }
@@ -292,12 +295,7 @@ pub(crate) fn publisher_summary(child: Child, within: Duration) -> serde_json::V
             panic!("registry publish did not finish within {within:?}")
         }
     };
-    assert!(
-        out.status.success(),
-        "registry publish failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "registry publish failed ({}): {}", out.status, String::from_utf8_lossy(&out.stdout));
     serde_json::from_slice(&out.stdout).expect("publish prints a JSON summary")
 }
 
@@ -510,6 +508,16 @@ impl Drop for Bus {
     }
 }
 
+/// Sets the four streams up as the services do at start (`registry_bus::ensure_streams`), with
+/// `cfg`'s settings, so a test can publish before any service runs.
+pub(crate) fn ensure_streams(cfg: &BusConfig) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    rt.block_on(async {
+        let (_client, js) = registry_bus::connect_jetstream(cfg).await.expect("connect");
+        registry_bus::ensure_streams(&js, cfg).await.expect("streams");
+    });
+}
+
 /// Polls `cond` every 50 ms until it returns `Some` or `within` passes (then panics with `what`
 /// and the last observation).
 pub(crate) fn poll_until<T, O: std::fmt::Debug>(
@@ -566,6 +574,11 @@ pub(crate) fn wait_pipeline_drained(bus: &Bus, events: u64, within: Duration, se
 /// - every alert_id appears exactly once on ALERTS, and they are exactly the alerts the
 ///   projector raised (nothing lost in its outbox, nothing published twice).
 pub(crate) fn check_exactly_once(bus: &Bus, ingest_dir: &Path, projector_dir: &Path, import_dir: &Path, event_ids: &BTreeSet<String>) {
+    // Both stores: hash chain intact; the projector's stored labels equal a fresh replay.
+    for dir in [ingest_dir, projector_dir] {
+        let out = registry().arg("verify").arg("--data").arg(dir).output().expect("run registry verify");
+        assert!(out.status.success(), "registry verify --data {}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+    }
     let live = labels(projector_dir);
     let reference = labels(import_dir);
     assert!(!reference.is_empty(), "the reference import produced labels");
