@@ -115,7 +115,10 @@ fn serve_answers_healthz_projects_and_stops_cleanly_on_sigterm_with_its_nats_ser
             http_get(http, "/metrics").map(|(_, body)| body).unwrap_or_default()
         },
         |m| {
+            // Lag 0 alone is also true before the projector has received the last events from
+            // ACCEPTED: wait until its labels include every event.
             (metric(m, "registry_events_ingested_total") == Some(lines.len() as u64)
+                && metric(m, "registry_projected_events") == Some(lines.len() as u64)
                 && metric(m, "registry_projection_lag_events") == Some(0))
             .then_some(())
         },
@@ -128,6 +131,37 @@ fn serve_answers_healthz_projects_and_stops_cleanly_on_sigterm_with_its_nats_ser
     }
     wait_success(reference, "registry import", Duration::from_secs(60));
     assert_same_labels(&labels(&data.join("projector")), &labels(&tmp.path().join("import")));
+}
+
+#[test]
+fn ctrl_c_in_a_terminal_stops_serve_cleanly_and_leaves_no_nats_server_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("data");
+    let http = free_port();
+    let mut serve = Service::new(
+        "serve",
+        vec!["serve".into(), "--data".into(), data.into(), "--http".into(), format!("127.0.0.1:{http}").into()],
+        tmp.path(),
+    )
+    .in_own_process_group();
+    serve.start();
+    poll_until(
+        "/healthz to answer 200",
+        Duration::from_secs(60),
+        || {
+            serve.assert_running();
+            http_get(http, "/healthz")
+        },
+        |r| r.as_ref().filter(|(status, _)| *status == 200).map(|_| ()),
+    );
+    let nats: Vec<u32> = children_of(serve.pid()).into_iter().filter(|(_, c)| c == "nats-server").map(|(p, _)| p).collect();
+    assert_eq!(nats.len(), 1);
+    let _guard = KillOnDrop(nats.clone());
+    // Ctrl-C: SIGINT to the terminal's foreground process group.
+    serve.signal_group("INT");
+    let status = serve.wait(Duration::from_secs(30));
+    assert!(status.success(), "serve exits 0 on Ctrl-C, got {status}; log:\n{}", serve.log_tail());
+    assert!(!alive(nats[0]), "its nats-server is gone");
 }
 
 #[derive(Default)]
