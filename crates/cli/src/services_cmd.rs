@@ -4,6 +4,7 @@
 //! on SIGINT/SIGTERM after finishing the batch in flight.
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode};
@@ -203,11 +204,15 @@ fn start_local_nats(dir: &Path) -> anyhow::Result<LocalNats> {
     let store = dir.join("nats");
     std::fs::create_dir_all(&store)?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a
+    // nats-server that quits at once would leave the parts finishing their in-flight batch
+    // without a server (publish retries, a slow stop). serve stops it itself, after its parts.
     let child = std::process::Command::new(&bin)
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(&store)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.join("nats-server.log"))?)
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let url = format!("nats://127.0.0.1:{port}");

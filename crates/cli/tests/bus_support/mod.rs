@@ -146,6 +146,7 @@ pub(crate) struct Service {
     envs: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
+    own_group: bool,
     pub(crate) starts: u32,
 }
 
@@ -157,7 +158,35 @@ impl Service {
             envs: Vec::new(),
             log: log_dir.join(format!("{name}.log")),
             child: None,
+            own_group: false,
             starts: 0,
+        }
+    }
+
+    /// Starts it as the leader of a process group of its own (as a shell does for a job), so
+    /// that a test can signal the whole group like Ctrl-C in a terminal does.
+    pub(crate) fn in_own_process_group(mut self) -> Service {
+        self.own_group = true;
+        self
+    }
+
+    /// Sends `signal` (e.g. "INT") to the service's whole process group.
+    pub(crate) fn signal_group(&self, signal: &str) {
+        assert!(self.own_group, "{} was not started in its own process group", self.name);
+        let st = Command::new("kill").arg(format!("-{signal}")).arg("--").arg(format!("-{}", self.pid())).status().expect("run kill");
+        assert!(st.success(), "kill -{signal} to the group of {} failed", self.name);
+    }
+
+    /// Waits for the exit status (SIGKILL and panic after `within`).
+    pub(crate) fn wait(&mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        match wait_exit(&mut child, within) {
+            Some(status) => status,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not stop within {within:?}; log tail:\n{}", self.name, self.log_tail());
+            }
         }
     }
 
@@ -205,6 +234,10 @@ impl Service {
             .stderr(Stdio::from(log));
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if self.own_group {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
         }
         self.child = Some(cmd.spawn().unwrap_or_else(|e| panic!("spawn {}: {e}", self.name)));
         self.starts += 1;

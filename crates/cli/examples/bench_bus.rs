@@ -1,0 +1,236 @@
+//! Measurement helper of `scripts/bench` (the whole-pipeline benchmark). Three modes:
+//!
+//! - `raw --nats URL --file F`: the baseline. The same NDJSON payloads published to EVENTS
+//!   (`Nats-Msg-Id` = event_id, 256 publishes in flight awaiting their acks, as `registry publish`
+//!   does) while a durable pull consumer reads them and acknowledges each explicitly, as the
+//!   services do; done when the server's consumer info shows nothing pending or unacked (the
+//!   same condition `wait` uses). Prints events/s from the first publish to then.
+//! - `wait --nats URL --events N`: polls (every 10 ms) until EVENTS holds N messages and the
+//!   `ingest` (EVENTS) and `projector` (ACCEPTED) consumers have nothing pending or unacked,
+//!   i.e. until every event's labels are durable in the projector's store. Prints the time.
+//! - `latency --nats URL --file F --rate R`: publishes F at a steady R events/s and listens to
+//!   `registry.alerts.>`; for each alert whose completing event (`event_id`) was published in
+//!   this run, latency = alert received − that event's publish sent. Prints p50/p99/max.
+//!
+//! Output: one JSON object on stdout. Only the bus crate is used (no direct async-nats dep).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use registry_bus::BusConfig;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn required(name: &str) -> String {
+    arg(name).unwrap_or_else(|| {
+        eprintln!("bench_bus: {name} is required");
+        std::process::exit(2)
+    })
+}
+
+struct Line {
+    subject: String,
+    event_id: String,
+    bytes: Vec<u8>,
+}
+
+fn read_lines(path: &str) -> Vec<Line> {
+    let text = std::fs::read_to_string(path).expect("read the events file");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+            let subject = registry_bus::subjects::events_subject(
+                v["site_id"].as_str().expect("site_id"),
+                v["event_type"].as_str().expect("event_type"),
+            )
+            .expect("subject");
+            Line { subject, event_id: v["event_id"].as_str().expect("event_id").to_owned(), bytes: l.as_bytes().to_vec() }
+        })
+        .collect()
+}
+
+fn bus_config(url: &str, name: &str) -> BusConfig {
+    let mut cfg = BusConfig::with_url(url);
+    cfg.client_name = name.to_owned();
+    cfg
+}
+
+#[tokio::main]
+async fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let url = required("--nats");
+    match mode.as_str() {
+        "raw" => raw(&url, &required("--file")).await,
+        "wait" => wait(&url, required("--events").parse().expect("--events N")).await,
+        "latency" => {
+            let rate: f64 = arg("--rate").map(|r| r.parse().expect("--rate")).unwrap_or(1000.0);
+            latency(&url, &required("--file"), rate).await
+        }
+        other => {
+            eprintln!("bench_bus: unknown mode {other:?} (raw | wait | latency)");
+            std::process::exit(2)
+        }
+    }
+}
+
+async fn raw(url: &str, file: &str) {
+    let lines = read_lines(file);
+    let n = lines.len();
+    let cfg = bus_config(url, "bench-raw");
+    let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
+    registry_bus::ensure_streams(&js, &cfg).await.expect("streams");
+    let consumer = registry_bus::durable_pull_consumer(
+        &js,
+        registry_bus::EVENTS,
+        "raw",
+        "registry.events.>",
+        Duration::from_secs(30),
+        -1,
+    )
+    .await
+    .expect("consumer");
+    let started = Instant::now();
+    let js_reader = js.clone();
+    let reader = tokio::spawn(async move {
+        let mut messages = consumer.stream().max_messages_per_batch(1000).messages().await.expect("messages");
+        let mut seen = 0usize;
+        while seen < n {
+            let m = messages.next().await.expect("stream open").expect("message");
+            // The services ack the same way (one ack message each, not awaited).
+            m.ack().await.expect("ack");
+            seen += 1;
+        }
+        // Consumed = the server has every ack, the condition the pipeline is timed to as well.
+        loop {
+            let stream = js_reader.get_stream(registry_bus::EVENTS).await.expect("stream");
+            let info = stream.consumer_info("raw").await.expect("consumer info");
+            if info.num_pending == 0 && info.num_ack_pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let js2 = js.clone();
+    let published: Vec<_> = futures::stream::iter(lines.into_iter().map(|l| {
+        let js = js2.clone();
+        async move { registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await }
+    }))
+    .buffer_unordered(256)
+    .collect()
+    .await;
+    let publish_s = started.elapsed().as_secs_f64();
+    assert!(published.iter().all(Result::is_ok), "every raw publish acknowledged");
+    reader.await.expect("reader");
+    let total_s = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"mode": "raw", "events": n, "publish_s": publish_s, "total_s": total_s, "events_per_s": n as f64 / total_s})
+    );
+}
+
+async fn wait(url: &str, events: u64) {
+    let cfg = bus_config(url, "bench-wait");
+    let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(3600);
+    loop {
+        let done = async {
+            let mut ev = js.get_stream("EVENTS").await.ok()?;
+            if ev.info().await.ok()?.state.messages < events {
+                return Some(false);
+            }
+            let ing = ev.consumer_info("ingest").await.ok()?;
+            let acc = js.get_stream("ACCEPTED").await.ok()?;
+            let proj = acc.consumer_info("projector").await.ok()?;
+            Some(ing.num_pending == 0 && ing.num_ack_pending == 0 && proj.num_pending == 0 && proj.num_ack_pending == 0)
+        }
+        .await;
+        if done == Some(true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "pipeline did not drain within an hour");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    println!("{}", serde_json::json!({"mode": "wait", "events": events, "waited_s": started.elapsed().as_secs_f64()}));
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+async fn latency(url: &str, file: &str, rate: f64) {
+    let lines = read_lines(file);
+    let n = lines.len();
+    let cfg = bus_config(url, "bench-latency");
+    let (client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
+    let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut alerts = client.subscribe("registry.alerts.>").await.expect("subscribe");
+    client.flush().await.expect("flush");
+    let received: Arc<std::sync::Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let rec = received.clone();
+    let listener = tokio::spawn(async move {
+        while let Some(m) = alerts.next().await {
+            let at = Instant::now();
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap_or_default();
+            if let Some(id) = v["event_id"].as_str() {
+                rec.lock().expect("lock").push((id.to_owned(), at));
+            }
+        }
+    });
+    let started = Instant::now();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let mut tasks = Vec::with_capacity(n);
+    for (i, l) in lines.into_iter().enumerate() {
+        let due = started + period.mul_f64(i as f64);
+        tokio::time::sleep_until(due.into()).await;
+        sent.lock().expect("lock").insert(l.event_id.clone(), Instant::now());
+        let js = js.clone();
+        tasks.push(tokio::spawn(async move {
+            registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await.is_ok()
+        }));
+    }
+    let publish_s = started.elapsed().as_secs_f64();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.unwrap_or(false));
+    }
+    // Let the tail of the pipeline finish: the alerts of the last events.
+    let quiet = Instant::now();
+    let mut last_len = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let len = received.lock().expect("lock").len();
+        if (len == last_len && quiet.elapsed() > Duration::from_secs(2)) || quiet.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        last_len = len;
+    }
+    listener.abort();
+    let sent = sent.lock().expect("lock");
+    let mut lat: Vec<f64> = received
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|(id, at)| sent.get(id).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": "latency", "events": n, "published_ok": ok, "rate_target": rate,
+            "rate_achieved": n as f64 / publish_s, "alerts": lat.len(),
+            "p50_ms": percentile(&lat, 50.0), "p99_ms": percentile(&lat, 99.0),
+            "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+        })
+    );
+}
