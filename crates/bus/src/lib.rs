@@ -23,3 +23,7 @@ pub use error::BusError;
 pub use publish::{publish_with_id, publish_with_id_and_policy, PublishOutcome, RetryPolicy};
 pub use streams::{ensure_streams, stream_configs, ACCEPTED, ALERTS, EVENTS, REJECTED};
 pub use subjects::SubjectError;
+
+/// Header carrying the ingest's arrival time (Unix µs) of an accepted event to the projector, so
+/// `known_at` views agree between the ingest and projector stores.
+pub const RECEIVED_AT_HEADER: &str = "Registry-Received-At";

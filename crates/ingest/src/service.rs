@@ -25,9 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::{ingest_batch, InputOutcome, RawInput};
 use crate::metrics::IngestMetrics;
 
-/// Header carrying the registry's arrival time (Unix µs) of an accepted event to the projector,
-/// so `known_at` views agree between the ingest and projector stores.
-pub const RECEIVED_AT_HEADER: &str = "Registry-Received-At";
+pub use registry_bus::RECEIVED_AT_HEADER;
 
 /// Settings of the ingest service.
 #[derive(Debug, Clone)]

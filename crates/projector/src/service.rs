@@ -17,8 +17,7 @@ use registry_store::{NewEvent, StoreError};
 
 use crate::fold::{Projector, ProjectorError};
 
-/// Header set by the ingest service: its arrival time of the event (Unix µs).
-pub const RECEIVED_AT_HEADER: &str = "Registry-Received-At";
+pub use registry_bus::RECEIVED_AT_HEADER;
 
 /// Settings of the projector service.
 #[derive(Debug, Clone)]
