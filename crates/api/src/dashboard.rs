@@ -331,7 +331,7 @@ pub(crate) async fn patient_page(
     let src = st.source.clone();
     let res = blocking(move || {
         let v = visible_patient(src.as_ref(), &scope, &view, &id)?.ok_or_else(ApiError::not_found)?;
-        Ok(crate::timeline::build(&id, &v.site, &v.events, &v.projection, &view, src.config()))
+        Ok(crate::timeline::build(&id, &v.site, &v.events, &v.projection, &view))
     })
     .await;
     let t = match res {

@@ -6,7 +6,6 @@ use registry_domain::view::View;
 use registry_report::{PatientInput, Report, ReportInput};
 
 use crate::handlers::{labels_value, ApiError, Visible};
-use crate::timeline::enrollment_in_view;
 
 fn failed(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "report failed");
@@ -15,13 +14,7 @@ fn failed(e: impl std::fmt::Display) -> ApiError {
 
 /// The report of the visible patients in the view.
 pub(crate) fn build(visible: &[Visible], view: &View) -> Result<Report, ApiError> {
-    let patients = visible
-        .iter()
-        .map(|v| PatientInput {
-            labels: labels_value(&v.projection),
-            enrollment: enrollment_in_view(&v.events, view, v.projection.labels.diagnosis_date),
-        })
-        .collect();
+    let patients = visible.iter().map(|v| PatientInput::from_projection(&v.projection)).collect();
     registry_report::build(&ReportInput { as_of: view.as_of, known_at: view.known_at, patients }).map_err(failed)
 }
 

@@ -5,19 +5,26 @@ use chrono::{Days, NaiveDate};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::events::{Agent, Event, FollowupStatus, PatientId, Payload, RtRegion};
+use crate::events::{Agent, Enrollment, Event, FollowupStatus, Organ, PatientId, Payload, RtRegion};
 use crate::findings::{normalise, Finding, FindingKind};
 use crate::labels::{Baseline, Clock, ClockReason, Labels, NextTherapy, Progression, Response, RtFlags, Status};
 use crate::recist::{self, Group, RtCourse, Studies, Study, TpEval, TpResponse};
 use crate::view::{counted_events, RecordedEvent, View};
 
 /// A time point's computed overall response, for timelines and reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TimePointResponse {
     pub date: NaiveDate,
     /// 1 (T0 to PD1) or 2 (PD1 to PD2).
     pub segment: u8,
     pub response: Response,
+    /// S at the time point: the segment's target lesions' diameters (absent = 0 mm; a target not
+    /// evaluated adds nothing), in mm to 0.001 as the labels' `target_sum_mm`. `None` when the
+    /// segment has no target lesion.
+    pub target_sum_mm: Option<f64>,
+    /// Whether every target lesion of the segment was evaluated at the time point (true without
+    /// targets). When false, `target_sum_mm` is a partial sum.
+    pub all_targets_evaluated: bool,
 }
 
 /// Everything derived for one patient in one view.
@@ -34,6 +41,22 @@ pub struct PatientProjection {
     pub last_assessment: Option<NaiveDate>,
     /// The latest follow-up record says lost to follow-up and nothing clinical came after it.
     pub lost_to_follow_up: bool,
+    /// The `patient.enrolled` that counts in the view (the first in canonical order; `domain.md`,
+    /// "Which events count"): the enrolment facts behind `diagnosis_date` and `status`.
+    pub enrollment: Option<Enrollment>,
+    /// Organs of the baseline's metastatic lesions (non-primary reference lesions, normal nodes
+    /// excluded), distinct, sorted by name: the organs behind `baseline.metastatic_organs`.
+    /// `None` without a baseline.
+    pub baseline_metastatic_sites: Option<Vec<Organ>>,
+    /// S0 of segment 2: the target lesions re-chosen at PD1, measured at the PD1 time point, in
+    /// mm to 0.001. `None` without PD1 or when segment 2 has no target lesion.
+    pub pd1_target_sum_mm: Option<f64>,
+}
+
+/// A sum in mm as shown: to 0.001 mm, so that float noise of a sum (41.1 + 42.2) never reaches
+/// the JSON.
+fn round_mm(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
 }
 
 fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
@@ -129,6 +152,8 @@ pub fn project_patient(
     let mut pd1: Option<Progression> = None;
     let mut pd2: Option<Progression> = None;
     let mut pd1_tp: Option<usize> = None;
+    let mut baseline_metastatic_sites: Option<Vec<Organ>> = None;
+    let mut pd1_target_sum_mm: Option<f64> = None;
     if let Some(bg) = &baseline_group {
         let seg1 = recist::segment1(bg);
         let brain: Vec<Option<f64>> = seg1
@@ -142,6 +167,10 @@ pub fn project_patient(
         let mut organs: Vec<&str> = mets.iter().map(|l| l.organ.as_str()).collect();
         organs.sort_unstable();
         organs.dedup();
+        let mut sites: Vec<Organ> = mets.iter().map(|l| l.organ).collect();
+        sites.sort_by_key(|o| o.as_str());
+        sites.dedup();
+        baseline_metastatic_sites = Some(sites);
         baseline = Some(Baseline {
             scan_date: bg.date,
             bbm: !brain.is_empty(),
@@ -150,7 +179,7 @@ pub fn project_patient(
             metastatic_organs: u32::try_from(organs.len()).unwrap_or(u32::MAX),
             metastatic_lesions: u32::try_from(mets.len()).unwrap_or(u32::MAX),
             // Shown to 0.001 mm so that float noise of the sum (41.1 + 42.2) never reaches the JSON.
-            target_sum_mm: seg1.has_targets().then_some((seg1.s0 * 1000.0).round() / 1000.0),
+            target_sum_mm: seg1.has_targets().then_some(round_mm(seg1.s0)),
         });
         seg1_evals = recist::evaluate(&seg1, &studies, &tps);
         if let Some(ev) = seg1_evals.last().filter(|e| e.pd.is_some()) {
@@ -159,6 +188,7 @@ pub fn project_patient(
             pd1 = Some(recist::progression_label(&seg1, &studies, g, &detail, &rt_courses, cfg));
             pd1_tp = Some(ev.index);
             let seg2 = recist::segment2(&studies, &seg1, g, &detail.new_lesions);
+            pd1_target_sum_mm = seg2.has_targets().then_some(round_mm(seg2.s0));
             let rest = &tps[ev.index + 1..];
             seg2_evals = recist::evaluate(&seg2, &studies, rest);
             if let Some(ev2) = seg2_evals.last().filter(|e| e.pd.is_some()) {
@@ -178,7 +208,13 @@ pub fn project_patient(
         for ev in evals.iter() {
             let g = &tps[offset + ev.index];
             let computed = ev.response.label();
-            timepoints.push(TimePointResponse { date: ev.date, segment, response: computed });
+            timepoints.push(TimePointResponse {
+                date: ev.date,
+                segment,
+                response: computed,
+                target_sum_mm: ev.target_sum.map(round_mm),
+                all_targets_evaluated: ev.all_targets_evaluated,
+            });
             for s in &studies.list[g.first..=g.last] {
                 if let Some(r) = s.reported {
                     let reported = format!("{r:?}");
@@ -349,6 +385,9 @@ pub fn project_patient(
         timepoints,
         last_assessment,
         lost_to_follow_up,
+        enrollment: enrolment.cloned(),
+        baseline_metastatic_sites,
+        pd1_target_sum_mm,
     })
 }
 

@@ -390,6 +390,11 @@ pub(crate) struct TpEval {
     pub(crate) date: NaiveDate,
     pub(crate) response: TpResponse,
     pub(crate) pd: Option<PdDetail>,
+    /// S: the segment's targets' diameters at the time point (absent = 0, unevaluated left out);
+    /// `None` when the segment has no target.
+    pub(crate) target_sum: Option<f64>,
+    /// Every target of the segment was evaluated at the time point (true without targets).
+    pub(crate) all_targets_evaluated: bool,
 }
 
 /// Evaluates a segment's time points in order, up to and including its first PD.
@@ -535,7 +540,8 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
             PdDetail { progressing: progressing.into_iter().collect(), new_lesions: new_lesions.clone(), target_pd }
         });
         let is_pd = pd.is_some();
-        out.push(TpEval { index, date: g.date, response, pd });
+        let target_sum = (n_targets > 0).then_some(s);
+        out.push(TpEval { index, date: g.date, response, pd, target_sum, all_targets_evaluated: all_evaluated });
         if is_pd {
             break;
         }

@@ -64,9 +64,22 @@ enum LinkKind {
     Supersedes,
 }
 
-/// Applies "Which events count" for `patient_id`. `None` when the patient is not listed in the view
-/// (no counted non-retraction event).
-pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], view: &View) -> Option<Counted> {
+/// Steps 1 and 2 of "Which events count": the patient's known events (one version per event_id)
+/// and which of them a counting retraction or correction hides.
+struct Linked<'a> {
+    mine: Vec<&'a Event>,
+    hidden: BTreeSet<Uuid>,
+    findings: Vec<Finding>,
+}
+
+/// The event ids of `patient_id` hidden in the view by a retraction or correction that counts
+/// (`domain.md`, "Which events count"): what the projection leaves out, for timelines that show
+/// every event with whether it counts. Events not known by `known_at` are not in the set.
+pub fn hidden_events(patient_id: &PatientId, events: &[RecordedEvent], view: &View) -> BTreeSet<Uuid> {
+    linked(patient_id, events, view).hidden
+}
+
+fn linked<'a>(patient_id: &PatientId, events: &'a [RecordedEvent], view: &View) -> Linked<'a> {
     // 1. Known events, one version per event_id: the one stored first (lowest seq) stands.
     let mut by_id: BTreeMap<Uuid, &RecordedEvent> = BTreeMap::new();
     for r in events {
@@ -124,6 +137,13 @@ pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], v
     // Links that lie on a cycle have no well-defined meaning: ignore them all, with a finding.
     let edges = drop_cycles(edges, &mut findings);
     let hidden = hidden_set(&mine, &edges);
+    Linked { mine, hidden, findings }
+}
+
+/// Applies "Which events count" for `patient_id`. `None` when the patient is not listed in the view
+/// (no counted non-retraction event).
+pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], view: &View) -> Option<Counted> {
+    let Linked { mine, hidden, mut findings } = linked(patient_id, events, view);
 
     // 3. Clinical events in view.
     let mut clinical: Vec<Event> = mine

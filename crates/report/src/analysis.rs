@@ -9,6 +9,7 @@ use registry_stats::km::{kaplan_meier, KmConfig, KmCurve};
 use registry_stats::logrank::log_rank;
 use registry_stats::tables::{chi_square, fisher_exact};
 use registry_stats::wilcoxon::rank_sum;
+use registry_domain::events::Organ;
 use serde::Serialize;
 
 use crate::input::{Obs, Subject};
@@ -490,10 +491,38 @@ fn binary(
     }
 }
 
+/// Table 1's metastatic-site rows: every organ of the contract but the brain (the `bbm` row), in
+/// the study's order (lung, liver, adrenal, bone), then the others.
+pub(crate) const TABLE1_SITES: [(Organ, &str); 8] = [
+    (Organ::Lung, "metastasis_lung"),
+    (Organ::Liver, "metastasis_liver"),
+    (Organ::Adrenal, "metastasis_adrenal"),
+    (Organ::Bone, "metastasis_bone"),
+    (Organ::Pleura, "metastasis_pleura"),
+    (Organ::RegionalLn, "metastasis_regional_ln"),
+    (Organ::DistantLn, "metastasis_distant_ln"),
+    (Organ::Other, "metastasis_other"),
+];
+
 /// Table 1: baseline characteristics by any radiotherapy during the course (`rt.any`).
 pub(crate) fn table1(subjects: &[&Subject]) -> Table1 {
     let rt = |s: &Subject| s.labels.rt.any.unwrap_or(false);
     let yes = subjects.iter().filter(|s| rt(s)).count();
+    let mut rows = vec![
+        continuous("age_years", subjects, |s| s.age),
+        binary("sex", ["male", "female"], subjects, Subject::female),
+        binary("histology", ["adenocarcinoma", "non_adenocarcinoma"], subjects, |s| s.adenocarcinoma().map(|a| !a)),
+        binary("ecog", ["0-1", "2+"], subjects, Subject::ecog_2plus),
+        continuous("primary_size_mm", subjects, |s| s.primary_size_mm),
+        binary("t_stage", ["T1-2", "T3-4"], subjects, Subject::t3_4),
+        binary("n_stage", ["N0", "N1-3"], subjects, Subject::n1_3),
+        binary("bbm", ["no", "yes"], subjects, Subject::bbm),
+        binary("metastatic_organs", ["1-2", "3+"], subjects, Subject::organs_3plus),
+        binary("metastatic_lesions", ["1-5", "6+"], subjects, Subject::lesions_6plus),
+    ];
+    for (organ, variable) in TABLE1_SITES {
+        rows.push(binary(variable, ["no", "yes"], subjects, |s| s.metastasis_in(organ)));
+    }
     Table1 {
         population: "indexed patients",
         by: "rt.any",
@@ -502,18 +531,7 @@ pub(crate) fn table1(subjects: &[&Subject]) -> Table1 {
             Column { label: "no", n: subjects.len() - yes },
             Column { label: "yes", n: yes },
         ],
-        rows: vec![
-            continuous("age_years", subjects, |s| s.age),
-            binary("sex", ["male", "female"], subjects, Subject::female),
-            binary("histology", ["adenocarcinoma", "non_adenocarcinoma"], subjects, |s| s.adenocarcinoma().map(|a| !a)),
-            binary("ecog", ["0-1", "2+"], subjects, Subject::ecog_2plus),
-            continuous("primary_size_mm", subjects, |s| s.primary_size_mm),
-            binary("t_stage", ["T1-2", "T3-4"], subjects, Subject::t3_4),
-            binary("n_stage", ["N0", "N1-3"], subjects, Subject::n1_3),
-            binary("bbm", ["no", "yes"], subjects, Subject::bbm),
-            binary("metastatic_organs", ["1-2", "3+"], subjects, Subject::organs_3plus),
-            binary("metastatic_lesions", ["1-5", "6+"], subjects, Subject::lesions_6plus),
-        ],
+        rows,
     }
 }
 
@@ -626,6 +644,10 @@ pub(crate) fn predictors() -> Vec<(&'static str, &'static str, Extract)> {
         ("metastatic_organs_3plus", ">= 3 vs 1-2 metastatic organs", Subject::organs_3plus),
         ("metastatic_lesions_6plus", ">= 6 vs 1-5 metastatic lesions", Subject::lesions_6plus),
         ("bbm", "baseline brain metastases yes vs no", Subject::bbm),
+        ("metastasis_lung", "baseline lung metastases yes vs no", |s| s.metastasis_in(Organ::Lung)),
+        ("metastasis_liver", "baseline liver metastases yes vs no", |s| s.metastasis_in(Organ::Liver)),
+        ("metastasis_adrenal", "baseline adrenal metastases yes vs no", |s| s.metastasis_in(Organ::Adrenal)),
+        ("metastasis_bone", "baseline bone metastases yes vs no", |s| s.metastasis_in(Organ::Bone)),
         ("prior_systemic_lines_1plus", ">= 1 vs 0 prior systemic lines", |s| s.prior_lines.map(|l| l >= 1)),
         ("prior_rt", "radiotherapy before crizotinib yes vs no", |s| s.labels.rt.prior),
         ("objective_response", "objective response yes vs no", |s| s.labels.objective_response),

@@ -6,7 +6,8 @@
 //! missing one reads as null.
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use registry_domain::events::{Enrollment, Histology, NStage, Sex, TStage};
+use registry_domain::events::{Enrollment, Histology, NStage, Organ, Sex, TStage};
+use registry_domain::projection::PatientProjection;
 use serde::Deserialize;
 
 /// One patient as handed to [`crate::build`].
@@ -14,9 +15,26 @@ use serde::Deserialize;
 pub struct PatientInput {
     /// The patient's labels as `registry labels` prints them (`serde_json::to_value(&labels)`).
     pub labels: serde_json::Value,
-    /// The first `patient.enrolled` in canonical order among the events in view; `None` when the
-    /// patient has none (status `incomplete`).
+    /// The `patient.enrolled` that counts in the view (the first in canonical order, the one the
+    /// labels were computed from); `None` when the patient has none (status `incomplete`).
     pub enrollment: Option<Enrollment>,
+    /// Organs of the baseline's metastatic lesions (the organs behind
+    /// `baseline.metastatic_organs`); `None` without a baseline.
+    pub baseline_metastatic_sites: Option<Vec<Organ>>,
+}
+
+impl PatientInput {
+    /// What the report reads of a patient's projection in the view: the labels, the enrolment that
+    /// counts and the baseline's metastatic organs. `registry report` and `GET /cohort/report`
+    /// both build their input here.
+    pub fn from_projection(p: &PatientProjection) -> PatientInput {
+        PatientInput {
+            // Plain structs, strings, dates and finite numbers: serialisation cannot fail.
+            labels: serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null),
+            enrollment: p.enrollment.clone(),
+            baseline_metastatic_sites: p.baseline_metastatic_sites.clone(),
+        }
+    }
 }
 
 /// Everything the report is computed from.
@@ -126,10 +144,12 @@ pub(crate) struct Subject {
     pub(crate) n_stage: Option<NStage>,
     pub(crate) primary_size_mm: Option<f64>,
     pub(crate) prior_lines: Option<u8>,
+    /// Organs with a metastasis at baseline; `None` without a baseline.
+    pub(crate) baseline_sites: Option<Vec<Organ>>,
 }
 
 impl Subject {
-    pub(crate) fn new(labels: LabelsIn, enrollment: Option<&Enrollment>) -> Subject {
+    pub(crate) fn new(labels: LabelsIn, enrollment: Option<&Enrollment>, baseline_sites: Option<&[Organ]>) -> Subject {
         let indexed = labels.status == "indexed";
         let age = match (enrollment, labels.index_date) {
             (Some(e), Some(t0)) => Some(f64::from(t0.year() - i32::from(e.birth_year))),
@@ -145,6 +165,8 @@ impl Subject {
             n_stage: enrollment.map(|e| e.n_stage),
             primary_size_mm: enrollment.map(|e| e.primary_size_mm).filter(|v| v.is_finite()),
             prior_lines: enrollment.map(|e| e.prior_systemic_lines),
+            // Sites only mean something with a baseline in the labels.
+            baseline_sites: baseline_sites.filter(|_| labels.baseline.is_some()).map(<[Organ]>::to_vec),
             labels,
         }
     }
@@ -214,6 +236,11 @@ impl Subject {
     /// ≥ 3 metastatic organs (the study splits 1–2 vs ≥ 3).
     pub(crate) fn organs_3plus(&self) -> Option<bool> {
         self.labels.baseline.as_ref().and_then(|b| b.metastatic_organs).map(|n| n >= 3)
+    }
+
+    /// A metastasis in `organ` at baseline (the study's "presence of … metastases").
+    pub(crate) fn metastasis_in(&self, organ: Organ) -> Option<bool> {
+        self.baseline_sites.as_ref().map(|s| s.contains(&organ))
     }
 
     /// ≥ 6 metastatic lesions (the study splits 1–5 vs ≥ 6).

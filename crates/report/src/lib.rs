@@ -81,7 +81,7 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     let mut subjects = Vec::with_capacity(input.patients.len());
     for (i, p) in input.patients.iter().enumerate() {
         let labels = input::parse_labels(i, &p.labels)?;
-        subjects.push(Subject::new(labels, p.enrollment.as_ref()));
+        subjects.push(Subject::new(labels, p.enrollment.as_ref(), p.baseline_metastatic_sites.as_deref()));
     }
     subjects.sort_by(|a, b| a.labels.patient_id.cmp(&b.labels.patient_id));
     let indexed: Vec<&Subject> = subjects.iter().filter(|s| s.indexed).collect();

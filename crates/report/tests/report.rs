@@ -2,7 +2,7 @@
 //! is built, then its JSON, Markdown, HTML and ADTTE say exactly those answers.
 
 use chrono::NaiveDate;
-use registry_domain::events::{AlkMethod, Enrollment, Histology, NStage, Sex, TStage};
+use registry_domain::events::{AlkMethod, Enrollment, Histology, NStage, Organ, Sex, TStage};
 use registry_report::{build, PatientInput, ReportInput};
 use serde_json::{json, Value};
 
@@ -152,15 +152,22 @@ fn cohort() -> ReportInput {
     p6["os"] = clock("2014-12-01", 300, false, "censored_last_known_alive");
     let p7 = base("P7", "incomplete");
     let e = |y, s, h, size| Some(enrolment(y, s, h, size));
-    // Given out of order: the report sorts by patient_id.
+    let input = |labels, enrollment, sites: Option<&[Organ]>| PatientInput {
+        labels,
+        enrollment,
+        baseline_metastatic_sites: sites.map(<[Organ]>::to_vec),
+    };
+    use Organ::{Bone, Brain, Liver, Lung};
+    // Given out of order: the report sorts by patient_id. Baseline metastatic organs agree with
+    // the labels' counts: P1 bone; P2 brain, liver; P3 bone, brain, lung; P4 lung; P5 bone, liver.
     let patients = vec![
-        PatientInput { labels: p3, enrollment: e(1960, Sex::Female, Histology::Squamous, 40.0) },
-        PatientInput { labels: p1, enrollment: e(1965, Sex::Male, Histology::Adenocarcinoma, 30.0) },
-        PatientInput { labels: p2, enrollment: e(1970, Sex::Male, Histology::Adenocarcinoma, 25.0) },
-        PatientInput { labels: p5, enrollment: e(1950, Sex::Female, Histology::Adenocarcinoma, 50.0) },
-        PatientInput { labels: p4, enrollment: e(1980, Sex::Male, Histology::Adenocarcinoma, 20.0) },
-        PatientInput { labels: p6, enrollment: e(1955, Sex::Male, Histology::Adenocarcinoma, 33.0) },
-        PatientInput { labels: p7, enrollment: None },
+        input(p3, e(1960, Sex::Female, Histology::Squamous, 40.0), Some(&[Bone, Brain, Lung])),
+        input(p1, e(1965, Sex::Male, Histology::Adenocarcinoma, 30.0), Some(&[Bone])),
+        input(p2, e(1970, Sex::Male, Histology::Adenocarcinoma, 25.0), Some(&[Brain, Liver])),
+        input(p5, e(1950, Sex::Female, Histology::Adenocarcinoma, 50.0), Some(&[Bone, Liver])),
+        input(p4, e(1980, Sex::Male, Histology::Adenocarcinoma, 20.0), Some(&[Lung])),
+        input(p6, e(1955, Sex::Male, Histology::Adenocarcinoma, 33.0), None),
+        input(p7, None, None),
     ];
     ReportInput { as_of: date("2017-01-01"), known_at: None, patients }
 }
@@ -302,13 +309,37 @@ fn table1_and_table3_have_their_rows_and_no_nan() {
     let vars: Vec<&str> = t1["rows"].as_array().expect("rows").iter().filter_map(|x| x["variable"].as_str()).collect();
     assert_eq!(
         vars,
-        ["age_years", "sex", "histology", "ecog", "primary_size_mm", "t_stage", "n_stage", "bbm", "metastatic_organs", "metastatic_lesions"]
+        [
+            "age_years", "sex", "histology", "ecog", "primary_size_mm", "t_stage", "n_stage", "bbm", "metastatic_organs",
+            "metastatic_lesions", "metastasis_lung", "metastasis_liver", "metastasis_adrenal", "metastasis_bone",
+            "metastasis_pleura", "metastasis_regional_ln", "metastasis_distant_ln", "metastasis_other"
+        ]
     );
     // Age at T0 (2015) of the indexed: 50, 45, 55, 35, 65 → median 50.
     assert_eq!(t1["rows"][0]["summaries"][0]["median"], 50);
     assert_eq!(t1["rows"][0]["summaries"][0]["n"], 5);
     // ECOG is 1 for everyone: no test.
     assert_eq!(t1["rows"][3]["p"], Value::Null);
+    let row = |v: &str| t1["rows"].as_array().expect("rows").iter().find(|x| x["variable"] == v).expect("row").clone();
+    // Lung metastases: P3, P4 (both without RT); not P1, P2 (RT) nor P5 (no RT).
+    // Table no/yes × RT no/yes = [[1, 2], [2, 0]]; expected counts < 5: Fisher, two-sided
+    // p = P(a=1) + P(a=3) = 3/10 + 1/10 (hypergeometric, margins 3, 2 / 3, 2).
+    let lung = row("metastasis_lung");
+    assert_eq!(lung["kind"], "categorical");
+    assert_eq!(lung["levels"][0], json!({"level": "no", "all": 3, "no": 1, "yes": 2}));
+    assert_eq!(lung["levels"][1], json!({"level": "yes", "all": 2, "no": 2, "yes": 0}));
+    assert_eq!(lung["missing"], json!({"all": 0, "no": 0, "yes": 0}));
+    assert_eq!(lung["test"], "fisher");
+    assert!((lung["p"].as_f64().expect("p") - 0.4).abs() < 1e-12, "{lung}");
+    // Bone: P1 (RT), P3, P5 (no RT): [[1, 1], [2, 1]], the observed table is the likeliest: p = 1.
+    let bone = row("metastasis_bone");
+    assert_eq!(bone["levels"][1], json!({"level": "yes", "all": 3, "no": 2, "yes": 1}));
+    assert!((bone["p"].as_f64().expect("p") - 1.0).abs() < 1e-12, "{bone}");
+    // Nobody has adrenal metastases: one level, no test.
+    let adrenal = row("metastasis_adrenal");
+    assert_eq!(adrenal["levels"][1]["all"], 0);
+    assert_eq!(adrenal["test"], Value::Null);
+    assert_eq!(adrenal["p"], Value::Null);
     let t3 = &r["table3"];
     assert_eq!(t3["events_of"], 1);
     assert_eq!(t3["events_competing"], 3);
@@ -402,4 +433,25 @@ fn an_empty_view_gives_nulls_not_nan_and_every_rendering() {
     assert!(!report.to_json_string().contains("NaN"));
     assert_eq!(report.to_html().matches("<svg").count(), 9);
     assert!(report.to_markdown().contains("## Table 1"));
+}
+
+#[test]
+fn metastatic_sites_are_unknown_without_a_baseline() {
+    // P4 loses its baseline: its sites are not read (missing), whatever the input says.
+    let mut input = cohort();
+    let p4 = input.patients.iter_mut().find(|p| p.labels["patient_id"] == "P4").expect("P4");
+    p4.labels["baseline"] = Value::Null;
+    let r = build(&input).expect("report").to_json();
+    let rows = r["table1"]["rows"].as_array().expect("rows");
+    let lung = rows.iter().find(|x| x["variable"] == "metastasis_lung").expect("row");
+    assert_eq!(lung["missing"], json!({"all": 1, "no": 1, "yes": 0}));
+    assert_eq!(lung["levels"][1]["all"], 1);
+    // And a patient with a baseline but no sites given counts as missing too.
+    let mut input = cohort();
+    let p1 = input.patients.iter_mut().find(|p| p.labels["patient_id"] == "P1").expect("P1");
+    p1.baseline_metastatic_sites = None;
+    let r = build(&input).expect("report").to_json();
+    let rows = r["table1"]["rows"].as_array().expect("rows");
+    let bone = rows.iter().find(|x| x["variable"] == "metastasis_bone").expect("row");
+    assert_eq!(bone["missing"], json!({"all": 1, "no": 0, "yes": 1}));
 }
