@@ -258,7 +258,7 @@ pub(crate) async fn timeline(
     let src = s.source.clone();
     let t = blocking(move || {
         let v = visible_patient(src.as_ref(), &scope, &view, &id)?.ok_or_else(ApiError::not_found)?;
-        Ok(crate::timeline::build(&id, &v.site, &v.events, &v.projection, &view, src.config()))
+        Ok(crate::timeline::build(&id, &v.site, &v.events, &v.projection, &view))
     })
     .await?;
     Ok(Json(t))
@@ -407,6 +407,9 @@ pub(crate) async fn metrics(State(s): State<AppState>, Extension(scope): Extensi
     out.push_str("# HELP registry_projection_lag_events Events in the log not yet projected.\n");
     out.push_str("# TYPE registry_projection_lag_events gauge\n");
     out.push_str(&format!("registry_projection_lag_events {}\n", ops.projection_lag));
+    out.push_str("# HELP registry_projected_events Events of the log included in the stored labels.\n");
+    out.push_str("# TYPE registry_projected_events gauge\n");
+    out.push_str(&format!("registry_projected_events {}\n", ops.projected_events));
     out.push_str("# HELP registry_alerts_total Alerts raised, by kind.\n");
     out.push_str("# TYPE registry_alerts_total counter\n");
     let kinds: BTreeMap<&String, &u64> = ops.alerts_by_kind.iter().collect();

@@ -42,6 +42,8 @@ pub struct OpsFigures {
     pub rejected_by_reason: BTreeMap<String, u64>,
     /// Events appended but not yet projected.
     pub projection_lag: u64,
+    /// Log position the stored labels include (the projector's checkpoint).
+    pub projected_events: u64,
     /// Alerts raised, by kind.
     pub alerts_by_kind: BTreeMap<String, u64>,
     /// Prometheus text of in-process ingest counters, when the ingest service shares the process.
@@ -56,7 +58,7 @@ pub trait RegistryView: Send + Sync + 'static {
     fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, SourceError>;
     /// The projection of one patient in a view (`None` when not listed in it).
     fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection>;
-    /// The thresholds the projection uses (time-point window, for the timeline).
+    /// The thresholds the projection uses.
     fn config(&self) -> &Config;
     /// Alerts raised at or after `since_micros`, oldest first.
     fn alerts_since(&self, since_micros: i64, limit: usize) -> Result<Vec<StoredAlert>, SourceError>;
@@ -126,10 +128,12 @@ impl RegistryView for ProjectorSource {
         for a in store.alerts_since(i64::MIN, usize::MAX)? {
             *alerts_by_kind.entry(a.kind).or_default() += 1;
         }
+        let projected = store.labels_through_seq()?;
         Ok(OpsFigures {
             events_ingested: store.len(),
             rejected_by_reason: store.rejection_count_by_reason()?,
-            projection_lag: store.last_seq().saturating_sub(store.labels_through_seq()?),
+            projection_lag: store.last_seq().saturating_sub(projected),
+            projected_events: projected,
             alerts_by_kind,
             ingest_counters: self.ingest.as_ref().map(|m| m.render()),
         })
