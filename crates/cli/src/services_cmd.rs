@@ -159,7 +159,7 @@ fn shutdown_on_signals(token: CancellationToken) {
 
 fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Store::open_with(dir, &StoreConfig { outbox, ..StoreConfig::default() }).with_context(|| format!("cannot open the store in {}", dir.display()))
+    Store::open_with(dir, &StoreConfig { outbox }).with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
 /// A local nats-server with JetStream under `dir`, stopped on drop.

@@ -71,13 +71,11 @@ pub struct StoreConfig {
     /// When true, every accepted event is also put in the outbox (in the same atomic batch), for
     /// the ingest service to publish downstream; see [`Store::outbox_pending`].
     pub outbox: bool,
-    /// sled's page-cache budget in bytes (`None` = [`DEFAULT_CACHE_BYTES`]). It bounds most of
-    /// the store's memory besides the in-memory indexes; the OS page cache still holds the
-    /// files, so a small budget costs little on reads.
-    pub cache_capacity_bytes: Option<u64>,
 }
 
-/// The default sled page-cache budget: 256 MiB (sled's own default is 1 GiB).
+/// sled's page-cache budget, 256 MiB (sled's own default is 1 GiB). It bounds most of the
+/// store's memory besides the in-memory indexes; the OS page cache still holds the files, so a
+/// small budget costs little on reads.
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 
 /// State only the single writer touches, under one mutex: the tail of the chain and the next
@@ -138,7 +136,7 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(config.cache_capacity_bytes.unwrap_or(DEFAULT_CACHE_BYTES))
+            .cache_capacity(DEFAULT_CACHE_BYTES)
             .open()
             .map_err(open_err)?;
         let log = db.open_tree("log").map_err(open_err)?;
