@@ -5,8 +5,9 @@
 //! Run: `cargo bench -p registry-store --bench append` (env BENCH_EVENTS, BENCH_BATCH to resize).
 //! Both runs use fresh sled directories under the same temp dir and the same pre-generated
 //! events; only the storage calls are timed (building the store's inputs or the raw key/values
-//! is not). Raw sled = build a `sled::Batch` of exactly the bytes the store writes (log record
-//! with real hashes, event-id entry, patient entry, head), `apply_batch`, `flush`.
+//! is not). Raw sled = build a `sled::Batch` of exactly the bytes the store writes (one segment
+//! of chained frames with real hashes, and the head), `apply_batch`, `flush`. With
+//! BENCH_PER_EVENT_KEYS=1 it also times raw sled with one key per event plus two index keys.
 
 use std::time::{Duration, Instant};
 
@@ -64,31 +65,97 @@ fn generate(n: usize) -> Vec<Event> {
         .collect()
 }
 
-/// The exact key/values `Store::append_batch` writes for one batch (see docs/storage.md).
+/// The exact key/values `Store::append_batch` writes for one batch (see docs/storage.md): one
+/// segment (frames: seq ‖ id lengths ‖ record length ‖ event_id ‖ patient_id ‖ received_at ‖
+/// prev ‖ hash ‖ bytes, with the real chain hashes) and the head.
 fn raw_entries(batch: &[Event], seq: &mut u64, head: &mut [u8; 32]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut out = Vec::with_capacity(batch.len() * 3 + 1);
+    let first = *seq + 1;
+    let mut segment = Vec::new();
     for e in batch {
         *seq += 1;
-        let content_hash: [u8; 32] = Sha256::digest(&e.content).into();
+        let (eid, pid) = (e.id.as_bytes(), e.patient.as_bytes());
         let mut h = Sha256::new();
         h.update(*head);
         h.update(seq.to_be_bytes());
         h.update(e.received_at.to_be_bytes());
+        h.update((eid.len() as u16).to_be_bytes());
+        h.update(eid);
+        h.update((pid.len() as u16).to_be_bytes());
+        h.update(pid);
         h.update(&e.content);
         let hash: [u8; 32] = h.finalize().into();
-        let mut record = Vec::with_capacity(72 + e.content.len());
-        record.extend_from_slice(&e.received_at.to_be_bytes());
-        record.extend_from_slice(head);
-        record.extend_from_slice(&hash);
-        record.extend_from_slice(&e.content);
-        let seq_be = seq.to_be_bytes();
-        out.push(([&b"L"[..], &seq_be].concat(), record));
-        out.push(([b"E", e.id.as_bytes()].concat(), [&seq_be[..], &content_hash].concat()));
-        out.push(([b"P", e.patient.as_bytes(), b"\0", &seq_be].concat(), Vec::new()));
+        segment.extend_from_slice(&seq.to_be_bytes());
+        segment.extend_from_slice(&(eid.len() as u16).to_be_bytes());
+        segment.extend_from_slice(&(pid.len() as u16).to_be_bytes());
+        segment.extend_from_slice(&((72 + e.content.len()) as u32).to_be_bytes());
+        segment.extend_from_slice(eid);
+        segment.extend_from_slice(pid);
+        segment.extend_from_slice(&e.received_at.to_be_bytes());
+        segment.extend_from_slice(head);
+        segment.extend_from_slice(&hash);
+        segment.extend_from_slice(&e.content);
         *head = hash;
     }
-    out.push((b"H".to_vec(), [&seq.to_be_bytes()[..], &head[..]].concat()));
+    vec![
+        ([&b"S"[..], &first.to_be_bytes()].concat(), segment),
+        (b"H".to_vec(), [&seq.to_be_bytes()[..], &head[..]].concat()),
+    ]
+}
+
+/// What one key per event costs (the store's first layout): the record under `L ‖ seq` plus the
+/// two index keys, for the note in docs/storage.md on why the store writes segments.
+fn per_event_entries(batch: &[Event], seq: &mut u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::with_capacity(batch.len() * 3);
+    for e in batch {
+        *seq += 1;
+        let seq_be = seq.to_be_bytes();
+        let mut record = vec![0u8; 72];
+        record.extend_from_slice(&e.content);
+        out.push(([&b"L"[..], &seq_be].concat(), record));
+        out.push(([b"E", e.id.as_bytes()].concat(), [&seq_be[..], &[0u8; 32]].concat()));
+        out.push(([b"P", e.patient.as_bytes(), b"\0", &seq_be].concat(), Vec::new()));
+    }
     out
+}
+
+/// Writes `events` in batches with `entries` per batch into a fresh sled directory, one
+/// `apply_batch` and one flush per batch; returns the time spent in sled calls only.
+fn raw_run(
+    dir: &std::path::Path,
+    events: &[Event],
+    batch_size: usize,
+    mut entries: impl FnMut(&[Event]) -> Vec<(Vec<u8>, Vec<u8>)>,
+) -> Duration {
+    // Same sled configuration as Store::open.
+    let db = sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(registry_store::DEFAULT_CACHE_BYTES)
+        .open()
+        .expect("open raw sled");
+    let tree = db.open_tree("log").expect("tree");
+    let mut timed = Duration::ZERO;
+    for chunk in events.chunks(batch_size) {
+        let kvs = entries(chunk);
+        let start = Instant::now();
+        let mut batch = sled::Batch::default();
+        for (k, v) in kvs {
+            batch.insert(k, v);
+        }
+        tree.apply_batch(batch).expect("apply");
+        db.flush().expect("flush");
+        timed += start.elapsed();
+    }
+    drop(tree);
+    drop(db);
+    settle_disk();
+    timed
+}
+
+/// Lets the kernel write back what the previous run left dirty, so one run's writeback does not
+/// slow the next (untimed).
+fn settle_disk() {
+    let _ = std::process::Command::new("sync").status();
 }
 
 fn rate(n: usize, d: Duration) -> f64 {
@@ -109,33 +176,12 @@ fn main() {
     );
     let tmp = tempfile::tempdir().expect("tempdir");
 
-    // Raw sled: same bytes, same batch size, apply_batch + flush.
+    // Raw sled: the same bytes the store writes, same batch size, apply_batch + flush.
     let raw_time = {
-        // Same sled configuration as Store::open.
-        let db = sled::Config::new()
-            .path(tmp.path().join("raw"))
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .expect("open raw sled");
-        let tree = db.open_tree("log").expect("tree");
         let (mut seq, mut head) = (0u64, [0u8; 32]);
-        let mut timed = Duration::ZERO;
-        let mut flush_time = Duration::ZERO;
-        for chunk in events.chunks(batch_size) {
-            let entries = raw_entries(chunk, &mut seq, &mut head);
-            let start = Instant::now();
-            let mut batch = sled::Batch::default();
-            for (k, v) in entries {
-                batch.insert(k, v);
-            }
-            tree.apply_batch(batch).expect("apply");
-            let f = Instant::now();
-            db.flush().expect("flush");
-            flush_time += f.elapsed();
-            timed += start.elapsed();
-        }
-        println!("  (raw: of which flush {flush_time:.2?})");
-        timed
+        raw_run(&tmp.path().join("raw"), &events, batch_size, |chunk| {
+            raw_entries(chunk, &mut seq, &mut head)
+        })
     };
     let raw_rate = rate(n, raw_time);
     println!("raw sled apply_batch+flush: {raw_rate:>10.0} events/s ({raw_time:.2?})");
@@ -163,6 +209,13 @@ fn main() {
         assert_eq!(report.events, n as u64);
         (timed, start.elapsed())
     };
+    settle_disk();
+    let reopen_time = {
+        let start = Instant::now();
+        let store = Store::open(&tmp.path().join("store")).expect("reopen store");
+        assert_eq!(store.len(), n as u64);
+        start.elapsed()
+    };
     let store_rate = rate(n, store_time);
     println!("Store::append_batch:        {store_rate:>10.0} events/s ({store_time:.2?})");
     println!(
@@ -173,4 +226,15 @@ fn main() {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at end: {}", load.trim());
     println!("verify_chain over {n} events: {verify_time:.2?} ({:.0} events/s)", rate(n, verify_time));
+    println!("Store::open of the {n}-event store (indexes rebuilt from the log): {reopen_time:.2?}");
+    if std::env::var_os("BENCH_PER_EVENT_KEYS").is_some() {
+        let mut seq = 0u64;
+        let t = raw_run(&tmp.path().join("per-event"), &events, batch_size, |chunk| {
+            per_event_entries(chunk, &mut seq)
+        });
+        println!(
+            "for reference, raw sled with one key per event + 2 index keys: {:.0} events/s",
+            rate(n, t)
+        );
+    }
 }

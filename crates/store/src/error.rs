@@ -92,7 +92,14 @@ pub enum ChainProblem {
         /// Length of the stored value.
         len: usize,
     },
-    /// A log key that is not `L` + 8-byte big-endian seq.
+    /// A segment that cannot be walked (a frame's lengths run past its end) or whose key does
+    /// not name its first record.
+    #[error("segment: {detail}")]
+    Segment {
+        /// What is wrong.
+        detail: String,
+    },
+    /// A log key that is not `S` + 8-byte big-endian seq.
     #[error("unreadable log key {key_hex}")]
     BadKey {
         /// The key, hex-encoded.
@@ -121,19 +128,19 @@ pub enum ChainProblem {
         /// What disagrees.
         detail: String,
     },
-    /// An event-id index entry (`E`) disagrees with the log.
+    /// The event-id index disagrees with the log (an id stored twice).
     #[error("event-id index: {detail}")]
     EventIdIndex {
         /// What disagrees.
         detail: String,
     },
-    /// A patient index entry (`P`) disagrees with the log.
+    /// The patient index disagrees with the log.
     #[error("patient index: {detail}")]
     PatientIndex {
         /// What disagrees.
         detail: String,
     },
-    /// An outbox entry (`O`) points past the end of the log.
+    /// An outbox entry (`O`) is unreadable or points past the end of the log.
     #[error("outbox: {detail}")]
     Outbox {
         /// What disagrees.

@@ -23,6 +23,7 @@ mod alerts;
 mod codec;
 mod derived;
 mod error;
+mod index;
 mod log;
 mod rejections;
 mod verify;
@@ -30,7 +31,7 @@ mod verify;
 pub use alerts::StoredAlert;
 pub use codec::{Hash, RECORD_HEADER_LEN};
 pub use error::{ChainError, ChainProblem, StoreError};
-pub use log::{AppendOutcome, NewEvent, Store, StoreConfig, StoredEvent};
+pub use log::{AppendOutcome, NewEvent, Store, StoreConfig, StoredEvent, DEFAULT_CACHE_BYTES};
 pub use rejections::{Rejection, StoredRejection};
 pub use verify::ChainReport;
 

@@ -1,13 +1,22 @@
-//! The event log: opening the sled database, appending batches (hash chain, event-id and patient
-//! indexes, outbox, head — all in one `apply_batch` on the `log` tree), and reading it back.
+//! The event log: opening the sled database, appending batches (one segment value per batch
+//! holding the chained records, plus outbox and head — all in one `apply_batch` on the `log`
+//! tree), and reading it back through the in-memory indexes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::codec::{self, Hash, HEAD_KEY, LOG, OUTBOX, PATIENT};
+use crate::codec::{
+    self, FrameIn, FrameView, Hash, HEAD_KEY, LAYOUT1_LOG, LAYOUT_KEY, LAYOUT_VERSION, OUTBOX,
+    RECORD_HEADER_LEN, SEGMENT,
+};
 use crate::error::StoreError;
+use crate::index::Index;
 use crate::rejections::Rejection;
+
+/// A batch's frames are split into segments of about this many bytes, so that one sled value
+/// stays a reasonable unit to read back (a batch of 1,000 typical events is ~0.6 MiB).
+const SEGMENT_TARGET_BYTES: usize = 4 << 20;
 
 /// One event to append. The caller (the domain crate's validation) extracts the keys from the
 /// canonical content; the store treats `content` as opaque bytes.
@@ -64,6 +73,11 @@ pub struct StoreConfig {
     pub outbox: bool,
 }
 
+/// sled's page-cache budget, 256 MiB (sled's own default is 1 GiB). It bounds most of the
+/// store's memory besides the in-memory indexes; the OS page cache still holds the files, so a
+/// small budget costs little on reads.
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+
 /// State only the single writer touches, under one mutex: the tail of the chain and the next
 /// rejection id. Updated only after sled accepted the batch, so an error leaves it true.
 #[derive(Debug)]
@@ -74,7 +88,7 @@ pub(crate) struct Writer {
 }
 
 /// The registry's store over one sled directory. Cheap to clone (handles to the same database);
-/// `Send + Sync`. Writes are serialised internally; reads never block on writes.
+/// `Send + Sync`. Writes are serialised internally; reads never wait for a write's disk IO.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: sled::Db,
@@ -83,6 +97,7 @@ pub struct Store {
     pub(crate) labels: sled::Tree,
     pub(crate) meta: sled::Tree,
     pub(crate) writer: Arc<Mutex<Writer>>,
+    pub(crate) index: Arc<RwLock<Index>>,
     outbox: bool,
 }
 
@@ -95,32 +110,43 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Where one accepted event of a batch being staged goes.
+struct Placed<'a> {
+    event: &'a NewEvent<'a>,
+    seq: u64,
+}
+
 impl Store {
     /// Opens (creating if needed) the store in `dir`, without outbox.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         Store::open_with(dir, &StoreConfig::default())
     }
 
-    /// Opens (creating if needed) the store in `dir`. Fails with [`StoreError::Open`] if sled
-    /// cannot open it — notably when another process holds it (sled takes an exclusive lock).
+    /// Opens (creating if needed) the store in `dir` and rebuilds the in-memory indexes with one
+    /// sequential read of the log. Fails with [`StoreError::Open`] if sled cannot open it —
+    /// notably when another process holds it (sled takes an exclusive lock) — and with
+    /// [`StoreError::Corrupt`] for a store written in the older one-key-per-event layout.
     pub fn open_with(dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             dir: dir.to_path_buf(),
             source,
         };
         // HighThroughput only changes how sled's segment cleaner trades disk space for write
-        // speed (1.6x faster appends here, see docs/storage.md); durability is the same.
+        // speed (see docs/storage.md); durability is the same.
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(DEFAULT_CACHE_BYTES)
             .open()
             .map_err(open_err)?;
         let log = db.open_tree("log").map_err(open_err)?;
         let rejected = db.open_tree("rejected").map_err(open_err)?;
         let labels = db.open_tree("labels").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
+        check_layout(&log)?;
         let (last_seq, head_hash) = recover_head(&log)?;
         let next_rejection_id = crate::rejections::recover_next_id(&rejected)?;
+        let index = Index::build(&log)?;
         Ok(Store {
             db,
             log,
@@ -132,6 +158,7 @@ impl Store {
                 head_hash,
                 next_rejection_id,
             })),
+            index: Arc::new(RwLock::new(index)),
             outbox: config.outbox,
         })
     }
@@ -142,13 +169,22 @@ impl Store {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
+        // Same reasoning: the index is only mutated by complete inserts.
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Appends `events` atomically (one sled batch) and flushes once before returning: when this
     /// returns `Ok`, every `Accepted` event is on disk and may be acknowledged upstream.
     /// Returns one outcome per input, in input order. Duplicates and conflicts are resolved
     /// against the stored log and against earlier inputs of the same batch.
     ///
-    /// An invalid key (empty event_id, empty patient_id or one containing NUL) fails the whole
-    /// call with [`StoreError::InvalidInput`] and writes nothing.
+    /// An invalid key (empty event_id, empty patient_id or one containing NUL, an id over
+    /// 65,535 bytes) fails the whole call with [`StoreError::InvalidInput`] and writes nothing.
     pub fn append_batch(&self, events: &[NewEvent<'_>]) -> Result<Vec<AppendOutcome>, StoreError> {
         let (outcomes, _) = self.append_batch_with_rejections(events, &[])?;
         Ok(outcomes)
@@ -175,11 +211,21 @@ impl Store {
         let mut w = self.lock_writer();
         let mut outcomes = Vec::with_capacity(events.len());
         if !events.is_empty() {
-            let staged = self.stage_events(&w, events)?;
-            self.log.apply_batch(staged.batch)?;
-            w.last_seq = staged.last_seq;
-            w.head_hash = staged.head_hash;
-            outcomes = staged.outcomes;
+            let (found, placed) = self.place(&w, events)?;
+            outcomes = found;
+            if !placed.is_empty() {
+                let (batch, segments, head) = self.stage(&w, &placed);
+                self.log.apply_batch(batch)?;
+                let mut index = self.write_index();
+                for first in segments {
+                    index.add_segment(first);
+                }
+                for p in &placed {
+                    index.insert(p.event.event_id, p.event.patient_id, p.seq);
+                }
+                drop(index);
+                (w.last_seq, w.head_hash) = head;
+            }
         }
         let mut ids = Vec::new();
         if !rejections.is_empty() {
@@ -193,134 +239,173 @@ impl Store {
         Ok((outcomes, ids))
     }
 
-    fn stage_events(&self, w: &Writer, events: &[NewEvent<'_>]) -> Result<Staged, StoreError> {
-        let mut batch = sled::Batch::default();
+    /// Decides each input's outcome and gives the new ones their seqs.
+    fn place<'a>(
+        &self,
+        w: &Writer,
+        events: &'a [NewEvent<'a>],
+    ) -> Result<(Vec<AppendOutcome>, Vec<Placed<'a>>), StoreError> {
         let mut outcomes = Vec::with_capacity(events.len());
-        // event_id → (seq, content hash) for ids seen in this batch.
-        let mut in_batch: HashMap<&str, (u64, Hash)> = HashMap::with_capacity(events.len());
-        let mut last_seq = w.last_seq;
-        let mut head_hash = w.head_hash;
+        let mut placed = Vec::with_capacity(events.len());
+        // event_id → (seq, content) for ids accepted earlier in this batch.
+        let mut in_batch: HashMap<&str, (u64, &[u8])> = HashMap::with_capacity(events.len());
+        let index = self.read_index();
+        let mut seq = w.last_seq;
         for e in events {
-            let content_hash = codec::content_hash(e.content);
             let existing = match in_batch.get(e.event_id) {
-                Some(&found) => Some(found),
-                None => self.lookup_event_id(e.event_id)?,
+                Some(&(s, content)) => Some((s, content == e.content)),
+                None => match index.seq_of(e.event_id) {
+                    None => None,
+                    Some(s) => {
+                        let stored = self.get_with(&index, s)?.ok_or_else(|| {
+                            StoreError::corrupt(
+                                format!("event-id index entry {:?}", e.event_id),
+                                format!("points to seq {s}, which is not in the log"),
+                            )
+                        })?;
+                        Some((s, stored.content == e.content))
+                    }
+                },
             };
-            if let Some((seq, stored_hash)) = existing {
-                outcomes.push(if stored_hash == content_hash {
-                    AppendOutcome::Duplicate { seq }
-                } else {
-                    AppendOutcome::Conflict { existing_seq: seq }
-                });
-                continue;
+            match existing {
+                Some((s, true)) => outcomes.push(AppendOutcome::Duplicate { seq: s }),
+                Some((s, false)) => outcomes.push(AppendOutcome::Conflict { existing_seq: s }),
+                None => {
+                    seq += 1;
+                    in_batch.insert(e.event_id, (seq, e.content));
+                    placed.push(Placed { event: e, seq });
+                    outcomes.push(AppendOutcome::Accepted { seq });
+                }
             }
-            let seq = last_seq + 1;
-            let hash = codec::chain_hash(&head_hash, seq, e.received_at_micros, e.content);
-            let record = codec::encode_record(e.received_at_micros, &head_hash, &hash, e.content);
-            batch.insert(&codec::seq_key(LOG, seq), record);
-            batch.insert(
-                codec::event_id_key(e.event_id),
-                &codec::encode_seq_hash(seq, &content_hash)[..],
-            );
-            batch.insert(codec::patient_key(e.patient_id, seq), &[]);
-            if self.outbox {
-                batch.insert(&codec::seq_key(OUTBOX, seq), &[]);
-            }
-            in_batch.insert(e.event_id, (seq, content_hash));
-            outcomes.push(AppendOutcome::Accepted { seq });
-            last_seq = seq;
-            head_hash = hash;
         }
-        if last_seq != w.last_seq {
-            batch.insert(HEAD_KEY, &codec::encode_seq_hash(last_seq, &head_hash)[..]);
-        }
-        Ok(Staged {
-            batch,
-            outcomes,
-            last_seq,
-            head_hash,
-        })
+        Ok((outcomes, placed))
     }
 
-    fn lookup_event_id(&self, event_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        match self.log.get(codec::event_id_key(event_id))? {
-            None => Ok(None),
-            Some(v) => codec::decode_seq_hash(&v).map(Some).ok_or_else(|| {
-                StoreError::corrupt(
-                    format!("event-id index entry {event_id:?}"),
-                    format!("{} bytes, 40 expected", v.len()),
-                )
-            }),
+    /// Builds the sled batch: the chained frames in segments, an outbox entry per segment (with
+    /// the outbox on), and the head. Returns it with the segments' first seqs and the new tail.
+    fn stage(&self, w: &Writer, placed: &[Placed<'_>]) -> (sled::Batch, Vec<u64>, (u64, Hash)) {
+        let mut batch = sled::Batch::default();
+        let mut firsts = Vec::new();
+        let mut head = w.head_hash;
+        let mut last = w.last_seq;
+        for chunk in segment_chunks(placed) {
+            let first = chunk[0].seq;
+            let size: usize = chunk.iter().map(|p| frame_len(p.event)).sum();
+            let mut segment = Vec::with_capacity(size);
+            for p in chunk {
+                let e = p.event;
+                let (eid, pid) = (e.event_id.as_bytes(), e.patient_id.as_bytes());
+                let hash = codec::chain_hash(&head, p.seq, e.received_at_micros, eid, pid, e.content);
+                codec::encode_frame(
+                    &mut segment,
+                    &FrameIn {
+                        seq: p.seq,
+                        event_id: eid,
+                        patient_id: pid,
+                        received_at_micros: e.received_at_micros,
+                        prev: head,
+                        hash,
+                        content: e.content,
+                    },
+                );
+                head = hash;
+                last = p.seq;
+            }
+            batch.insert(&codec::seq_key(SEGMENT, first), segment);
+            if self.outbox {
+                let seqs: Vec<u8> = chunk.iter().flat_map(|p| p.seq.to_be_bytes()).collect();
+                batch.insert(&codec::seq_key(OUTBOX, first), seqs);
+            }
+            firsts.push(first);
         }
+        batch.insert(HEAD_KEY, &codec::encode_seq_hash(last, &head)[..]);
+        (batch, firsts, (last, head))
     }
 
     /// The seq at which `event_id` is stored, if it is.
     pub fn seq_of_event_id(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.lookup_event_id(event_id)?.map(|(seq, _)| seq))
+        Ok(self.read_index().seq_of(event_id))
     }
 
     /// The event at `seq`, if any.
     pub fn get(&self, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        match self.log.get(codec::seq_key(LOG, seq))? {
-            None => Ok(None),
-            Some(v) => decode_event(seq, &v).map(Some),
-        }
+        let index = self.read_index();
+        self.get_with(&index, seq)
     }
 
-    /// Streams every event with seq ≥ `seq` in seq order (keys are big-endian, so sled's byte
-    /// order is numeric order). Events appended while iterating may or may not be seen.
+    fn get_with(&self, index: &Index, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        let Some(first) = index.segment_of(seq) else {
+            return Ok(None);
+        };
+        let Some(segment) = self.log.get(codec::seq_key(SEGMENT, first))? else {
+            return Ok(None);
+        };
+        for frame in codec::frames(&segment) {
+            let frame = frame.map_err(|offset| unreadable_segment(first, offset))?;
+            if frame.seq == seq {
+                return decode_event(&frame).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The events at `seqs` (ascending), reading each segment once. A seq that is not in the log
+    /// is an error naming `what` (the index that pointed there).
+    fn events_at(&self, seqs: &[u64], what: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut i = 0;
+        while i < seqs.len() {
+            let first = self.read_index().segment_of(seqs[i]);
+            let segment = match first {
+                Some(first) => self.log.get(codec::seq_key(SEGMENT, first))?.map(|s| (first, s)),
+                None => None,
+            };
+            let before = i;
+            if let Some((first, segment)) = segment {
+                for frame in codec::frames(&segment) {
+                    let frame = frame.map_err(|offset| unreadable_segment(first, offset))?;
+                    if i < seqs.len() && frame.seq == seqs[i] {
+                        out.push(decode_event(&frame)?);
+                        i += 1;
+                    }
+                }
+            }
+            if i == before {
+                return Err(StoreError::corrupt(
+                    what.to_owned(),
+                    format!("points to seq {}, which is not in the log", seqs[i]),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Streams every event with seq ≥ `seq` in seq order, one segment in memory at a time.
+    /// Events appended while iterating may or may not be seen. A damaged record yields an
+    /// error and iteration goes on with the next readable one.
     pub fn iter_from(
         &self,
         seq: u64,
     ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + Send + 'static {
-        self.log
-            .range(codec::seq_key(LOG, seq).to_vec()..codec::prefix_end(LOG).to_vec())
-            .map(|kv| {
-                let (k, v) = kv?;
-                let seq = codec::parse_seq_key(LOG, &k).ok_or_else(|| {
-                    StoreError::corrupt(format!("log key {}", hex::encode(&k)), "not L + 8-byte seq")
-                })?;
-                decode_event(seq, &v)
-            })
+        let first = self.read_index().segment_of(seq).unwrap_or(0);
+        SegmentIter {
+            segments: self
+                .log
+                .range(codec::seq_key(SEGMENT, first).to_vec()..codec::prefix_end(SEGMENT).to_vec()),
+            pending: VecDeque::new(),
+            from: seq,
+        }
     }
 
-    /// Every patient id with at least one event, sorted by bytes. Costs one index seek per
-    /// patient (it skips over each patient's entries), not one read per event.
+    /// Every patient id with at least one event, sorted by bytes.
     pub fn patient_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut ids = Vec::new();
-        let mut from = vec![PATIENT];
-        let end = codec::prefix_end(PATIENT);
-        while let Some(kv) = self.log.range(from.as_slice()..end.as_slice()).next() {
-            let (k, _) = kv?;
-            let (pid, _) = codec::parse_patient_key(&k).ok_or_else(|| bad_patient_key(&k))?;
-            let pid = std::str::from_utf8(pid).map_err(|_| bad_patient_key(&k))?;
-            // Next candidate: the first key after every `P ‖ pid ‖ 0x00 ‖ …`.
-            from = codec::patient_prefix(pid);
-            if let Some(sep) = from.last_mut() {
-                *sep = 1;
-            }
-            ids.push(pid.to_owned());
-        }
-        Ok(ids)
+        Ok(self.read_index().patient_ids())
     }
 
     /// The events of one patient, in seq order.
     pub fn patient_events(&self, patient_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.log.scan_prefix(codec::patient_prefix(patient_id)) {
-            let (k, _) = kv?;
-            let (_, seq) = codec::parse_patient_key(&k).ok_or_else(|| bad_patient_key(&k))?;
-            match self.get(seq)? {
-                Some(e) => out.push(e),
-                None => {
-                    return Err(StoreError::corrupt(
-                        format!("patient index entry {patient_id:?}"),
-                        format!("points to seq {seq}, which is not in the log"),
-                    ))
-                }
-            }
-        }
-        Ok(out)
+        let seqs = self.read_index().patient_seqs(patient_id).to_vec();
+        self.events_at(&seqs, &format!("patient index entry {patient_id:?}"))
     }
 
     /// The last assigned seq, 0 when the log is empty.
@@ -352,26 +437,24 @@ impl Store {
     /// Accepted events not yet marked published, oldest first, at most `limit`.
     /// Only populated when the store was opened with [`StoreConfig::outbox`].
     pub fn outbox_pending(&self, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.log.scan_prefix([OUTBOX]).take(limit) {
-            let (k, _) = kv?;
-            let seq = codec::parse_seq_key(OUTBOX, &k).ok_or_else(|| {
-                StoreError::corrupt(format!("outbox key {}", hex::encode(&k)), "not O + 8-byte seq")
-            })?;
-            let event = self.get(seq)?.ok_or_else(|| {
-                StoreError::corrupt(format!("outbox entry {seq}"), "points past the log")
-            })?;
-            out.push(event);
+        let mut seqs = Vec::new();
+        for kv in self.log.scan_prefix([OUTBOX]) {
+            let (k, v) = kv?;
+            seqs.extend(decode_outbox(&k, &v)?);
+            if seqs.len() >= limit {
+                break;
+            }
         }
-        Ok(out)
+        seqs.truncate(limit);
+        self.events_at(&seqs, "outbox entry")
     }
 
     /// Number of outbox entries not yet marked done.
     pub fn outbox_len(&self) -> Result<u64, StoreError> {
         let mut n = 0;
         for kv in self.log.scan_prefix([OUTBOX]) {
-            kv?;
-            n += 1;
+            let (k, v) = kv?;
+            n += decode_outbox(&k, &v)?.len() as u64;
         }
         Ok(n)
     }
@@ -381,103 +464,270 @@ impl Store {
     /// background flush). A crash before that re-publishes them, which the bus drops as
     /// duplicates (`Nats-Msg-Id` = event_id) — cheaper than an fsync per publish round.
     pub fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let _w = self.lock_writer();
+        let mut by_segment: HashMap<u64, Vec<u64>> = HashMap::new();
+        {
+            let index = self.read_index();
+            for &seq in seqs {
+                if let Some(first) = index.segment_of(seq) {
+                    by_segment.entry(first).or_default().push(seq);
+                }
+            }
+        }
         let mut batch = sled::Batch::default();
-        for &seq in seqs {
-            batch.remove(&codec::seq_key(OUTBOX, seq));
+        for (first, done) in by_segment {
+            let key = codec::seq_key(OUTBOX, first);
+            let Some(v) = self.log.get(key)? else {
+                continue;
+            };
+            let left: Vec<u8> = decode_outbox(&key, &v)?
+                .into_iter()
+                .filter(|s| !done.contains(s))
+                .flat_map(u64::to_be_bytes)
+                .collect();
+            if left.is_empty() {
+                batch.remove(&key);
+            } else {
+                batch.insert(&key, left);
+            }
         }
         self.log.apply_batch(batch)?;
         Ok(())
     }
 
-    /// Test and maintenance only: rewrites the stored value of log record `seq` with the byte at
-    /// `offset` flipped, bypassing the chain, then flushes. Offsets 0..8 are received_at, 8..40
-    /// the prev hash, 40..72 the record's hash, 72.. the event bytes.
-    #[doc(hidden)]
-    pub fn tamper_flip_byte(&self, seq: u64, offset: usize) -> Result<(), StoreError> {
-        let key = codec::seq_key(LOG, seq);
-        let mut v = self
-            .log
-            .get(key)?
-            .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?
-            .to_vec();
-        let byte = v.get_mut(offset).ok_or_else(|| {
-            StoreError::InvalidInput(format!("offset {offset} is past the record end"))
-        })?;
-        *byte ^= 0xff;
-        self.log.insert(key, v)?;
-        self.flush()
-    }
-
-    /// Test and maintenance only: cuts the stored value of log record `seq` to `len` bytes.
-    #[doc(hidden)]
-    pub fn tamper_truncate_record(&self, seq: u64, len: usize) -> Result<(), StoreError> {
-        let key = codec::seq_key(LOG, seq);
-        let v = self
+    /// Rewrites the frame holding `seq` in its segment with `edit` (which writes the replacement
+    /// frame bytes, possibly none), flushes and rebuilds the indexes. For the tamper helpers.
+    fn rewrite_frame(
+        &self,
+        seq: u64,
+        edit: impl FnOnce(&FrameView<'_>, &mut Vec<u8>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let first = self
+            .read_index()
+            .segment_of(seq)
+            .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
+        let key = codec::seq_key(SEGMENT, first);
+        let segment = self
             .log
             .get(key)?
             .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
-        self.log.insert(key, &v[..len.min(v.len())])?;
-        self.flush()
+        let frame = codec::frames(&segment)
+            .map_while(Result::ok)
+            .find(|f| f.seq == seq)
+            .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
+        let end = frame.record_offset + frame.record.len();
+        let mut out = segment[..frame.offset].to_vec();
+        edit(&frame, &mut out)?;
+        out.extend_from_slice(&segment[end..]);
+        if out.is_empty() {
+            self.log.remove(key)?;
+        } else {
+            self.log.insert(key, out)?;
+        }
+        self.flush()?;
+        *self.write_index() = Index::build(&self.log)?;
+        Ok(())
     }
 
-    /// Test and maintenance only: deletes log record `seq` (indexes and head left as they are).
+    /// Test and maintenance only: flips the byte at `offset` of log record `seq`, bypassing the
+    /// chain, then flushes. Offsets 0..8 are received_at, 8..40 the prev hash, 40..72 the
+    /// record's hash, 72.. the event bytes.
+    #[doc(hidden)]
+    pub fn tamper_flip_byte(&self, seq: u64, offset: usize) -> Result<(), StoreError> {
+        self.rewrite_frame(seq, |frame, out| {
+            let mut record = frame.record.to_vec();
+            let byte = record.get_mut(offset).ok_or_else(|| {
+                StoreError::InvalidInput(format!("offset {offset} is past the record end"))
+            })?;
+            *byte ^= 0xff;
+            encode_raw_frame(out, frame, frame.patient_id, &record);
+            Ok(())
+        })
+    }
+
+    /// Test and maintenance only: cuts log record `seq` to `len` bytes.
+    #[doc(hidden)]
+    pub fn tamper_truncate_record(&self, seq: u64, len: usize) -> Result<(), StoreError> {
+        self.rewrite_frame(seq, |frame, out| {
+            let record = &frame.record[..len.min(frame.record.len())];
+            encode_raw_frame(out, frame, frame.patient_id, record);
+            Ok(())
+        })
+    }
+
+    /// Test and maintenance only: deletes log record `seq` (head left as it is).
     #[doc(hidden)]
     pub fn tamper_remove_record(&self, seq: u64) -> Result<(), StoreError> {
-        self.log.remove(codec::seq_key(LOG, seq))?;
-        self.flush()
+        self.rewrite_frame(seq, |_, _| Ok(()))
     }
 
-    /// Test and maintenance only: deletes the event-id index entry of `event_id`.
+    /// Test and maintenance only: files record `seq` under another patient id.
     #[doc(hidden)]
-    pub fn tamper_remove_event_id(&self, event_id: &str) -> Result<(), StoreError> {
-        self.log.remove(codec::event_id_key(event_id))?;
-        self.flush()
+    pub fn tamper_set_patient_id(&self, seq: u64, patient_id: &str) -> Result<(), StoreError> {
+        self.rewrite_frame(seq, |frame, out| {
+            encode_raw_frame(out, frame, patient_id.as_bytes(), frame.record);
+            Ok(())
+        })
     }
 }
 
-struct Staged {
-    batch: sled::Batch,
-    outcomes: Vec<AppendOutcome>,
-    last_seq: u64,
-    head_hash: Hash,
+/// Writes a frame with the given patient id and record bytes as they are (no hashing).
+fn encode_raw_frame(out: &mut Vec<u8>, frame: &FrameView<'_>, patient_id: &[u8], record: &[u8]) {
+    out.extend_from_slice(&frame.seq.to_be_bytes());
+    out.extend_from_slice(&(frame.event_id.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(patient_id.len() as u16).to_be_bytes());
+    out.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    out.extend_from_slice(frame.event_id);
+    out.extend_from_slice(patient_id);
+    out.extend_from_slice(record);
+}
+
+/// Streams events from consecutive segments.
+struct SegmentIter {
+    segments: sled::Iter,
+    pending: VecDeque<Result<StoredEvent, StoreError>>,
+    from: u64,
+}
+
+impl Iterator for SegmentIter {
+    type Item = Result<StoredEvent, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.pending.pop_front() {
+                return Some(item);
+            }
+            let (k, v) = match self.segments.next()? {
+                Ok(kv) => kv,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
+                return Some(Err(StoreError::corrupt(
+                    format!("log key {}", hex::encode(&k)),
+                    "not S + 8-byte seq",
+                )));
+            };
+            for frame in codec::frames(&v) {
+                match frame {
+                    Ok(f) if f.seq < self.from => {}
+                    Ok(f) => self.pending.push_back(decode_event(&f)),
+                    Err(offset) => self.pending.push_back(Err(unreadable_segment(first, offset))),
+                }
+            }
+        }
+    }
+}
+
+/// Splits the accepted events of a batch into segments of about [`SEGMENT_TARGET_BYTES`].
+fn segment_chunks<'p, 'a>(placed: &'p [Placed<'a>]) -> Vec<&'p [Placed<'a>]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut size = 0;
+    for (i, p) in placed.iter().enumerate() {
+        let len = frame_len(p.event);
+        if i > start && size + len > SEGMENT_TARGET_BYTES {
+            chunks.push(&placed[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += len;
+    }
+    if start < placed.len() {
+        chunks.push(&placed[start..]);
+    }
+    chunks
+}
+
+fn frame_len(e: &NewEvent<'_>) -> usize {
+    codec::FRAME_HEADER_LEN + e.event_id.len() + e.patient_id.len() + RECORD_HEADER_LEN + e.content.len()
 }
 
 fn validate(e: &NewEvent<'_>) -> Result<(), StoreError> {
-    if e.event_id.is_empty() {
-        return Err(StoreError::InvalidInput("empty event_id".into()));
-    }
-    if e.patient_id.is_empty() || e.patient_id.contains('\0') {
+    if e.event_id.is_empty() || e.event_id.len() > usize::from(u16::MAX) {
         return Err(StoreError::InvalidInput(format!(
-            "patient_id {:?} is empty or contains NUL (event {})",
+            "event_id is empty or longer than 65,535 bytes ({} bytes)",
+            e.event_id.len()
+        )));
+    }
+    if e.patient_id.is_empty() || e.patient_id.contains('\0') || e.patient_id.len() > usize::from(u16::MAX) {
+        return Err(StoreError::InvalidInput(format!(
+            "patient_id {:?} is empty, contains NUL or is longer than 65,535 bytes (event {})",
             e.patient_id, e.event_id
+        )));
+    }
+    if RECORD_HEADER_LEN + e.content.len() > u32::MAX as usize {
+        return Err(StoreError::InvalidInput(format!(
+            "event {} is {} bytes; the store takes at most 4 GiB per event",
+            e.event_id,
+            e.content.len()
         )));
     }
     Ok(())
 }
 
-fn decode_event(seq: u64, v: &[u8]) -> Result<StoredEvent, StoreError> {
-    let r = codec::decode_record(v).ok_or_else(|| {
+fn decode_event(frame: &FrameView<'_>) -> Result<StoredEvent, StoreError> {
+    let r = codec::decode_record(frame.record).ok_or_else(|| {
         StoreError::corrupt(
-            format!("log record seq {seq}"),
-            format!("{} bytes, shorter than the 72-byte header", v.len()),
+            format!("log record seq {}", frame.seq),
+            format!("{} bytes, shorter than the 72-byte header", frame.record.len()),
         )
     })?;
     Ok(StoredEvent {
-        seq,
+        seq: frame.seq,
         received_at_micros: r.received_at_micros,
         content: r.content.to_vec(),
     })
 }
 
-fn bad_patient_key(k: &[u8]) -> StoreError {
+fn unreadable_segment(first: u64, offset: usize) -> StoreError {
     StoreError::corrupt(
-        format!("patient index key {}", hex::encode(k)),
-        "not P + patient_id + 0x00 + 8-byte seq",
+        format!("log segment starting at seq {first}"),
+        format!("the frame at byte {offset} runs past the end of the segment"),
     )
 }
 
-/// The chain tail at open: the head record, or, if it is absent or unreadable, the last log
-/// record (verify_chain reports the disagreement; opening must still work so it can run).
+/// The seqs listed in an outbox entry.
+pub(crate) fn decode_outbox(key: &[u8], v: &[u8]) -> Result<Vec<u64>, StoreError> {
+    if v.len() % 8 != 0 {
+        return Err(StoreError::corrupt(
+            format!("outbox entry {}", hex::encode(key)),
+            format!("{} bytes, not a multiple of 8", v.len()),
+        ));
+    }
+    Ok(v.chunks_exact(8)
+        .map(|c| u64::from_be_bytes(c.try_into().unwrap_or([0; 8])))
+        .collect())
+}
+
+/// Marks a new store with the layout version; refuses a store of the older layout.
+fn check_layout(log: &sled::Tree) -> Result<(), StoreError> {
+    match log.get(LAYOUT_KEY)? {
+        Some(v) if v.as_ref() == LAYOUT_VERSION => Ok(()),
+        Some(v) => Err(StoreError::corrupt(
+            "store layout",
+            format!(
+                "layout {:?} is not the layout this registry reads ({:?})",
+                String::from_utf8_lossy(&v),
+                String::from_utf8_lossy(LAYOUT_VERSION)
+            ),
+        )),
+        None => {
+            if log.scan_prefix([LAYOUT1_LOG]).next().is_some() {
+                return Err(StoreError::corrupt(
+                    "store layout",
+                    "this store uses layout 1 (one key per event), written by an older registry; \
+                     re-import the source NDJSON into a new directory",
+                ));
+            }
+            log.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
+            Ok(())
+        }
+    }
+}
+
+/// The chain tail at open: the head record, or, if it is absent or unreadable, the last
+/// readable record (verify_chain reports the disagreement; opening must still work so it can
+/// run).
 fn recover_head(log: &sled::Tree) -> Result<(u64, Hash), StoreError> {
     if let Some(v) = log.get(HEAD_KEY)? {
         if let Some(head) = codec::decode_seq_hash(&v) {
@@ -485,15 +735,15 @@ fn recover_head(log: &sled::Tree) -> Result<(u64, Hash), StoreError> {
         }
     }
     let last = log
-        .range(codec::seq_key(LOG, 0).to_vec()..codec::prefix_end(LOG).to_vec())
+        .range(codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec())
         .next_back()
         .transpose()?;
     Ok(match last {
         None => (0, [0; 32]),
-        Some((k, v)) => {
-            let seq = codec::parse_seq_key(LOG, &k).unwrap_or(0);
-            let hash = codec::decode_record(&v).map(|r| r.hash).unwrap_or([0; 32]);
-            (seq, hash)
-        }
+        Some((_, v)) => codec::frames(&v)
+            .map_while(Result::ok)
+            .last()
+            .map(|f| (f.seq, codec::decode_record(f.record).map_or([0; 32], |r| r.hash)))
+            .unwrap_or((0, [0; 32])),
     })
 }

@@ -1,9 +1,9 @@
 //! `verify_chain`: re-reads the whole log, recomputes every hash and checks that the head and the
 //! indexes agree with it. The store's answer to "has anything been altered?".
 
-use crate::codec::{self, Hash, EVENT_ID, HEAD_KEY, LOG, OUTBOX, PATIENT};
+use crate::codec::{self, Hash, HEAD_KEY, OUTBOX, SEGMENT};
 use crate::error::{ChainError, ChainProblem, StoreError};
-use crate::log::Store;
+use crate::log::{decode_outbox, Store};
 
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,38 +29,30 @@ fn broken(seq: u64, problem: ChainProblem) -> ChainError {
     ChainError::Broken { seq, problem }
 }
 
-/// Keeps the problem with the smallest seq, so the report names the first bad record.
+/// The first outbox problem seen (outbox entries are not tied to one record).
 #[derive(Default)]
 struct FirstProblem {
-    at_seq: Option<(u64, ChainProblem)>,
     untied: Option<ChainProblem>,
 }
 
 impl FirstProblem {
-    fn at(&mut self, seq: u64, problem: ChainProblem) {
-        if self.at_seq.as_ref().is_none_or(|(s, _)| seq < *s) {
-            self.at_seq = Some((seq, problem));
-        }
-    }
     fn untied(&mut self, problem: ChainProblem) {
         self.untied.get_or_insert(problem);
     }
     fn into_result(self) -> Result<(), ChainError> {
-        match (self.at_seq, self.untied) {
-            (Some((seq, problem)), _) => Err(broken(seq, problem)),
-            (None, Some(problem)) => Err(ChainError::BadIndexEntry { problem }),
-            (None, None) => Ok(()),
+        match self.untied {
+            Some(problem) => Err(ChainError::BadIndexEntry { problem }),
+            None => Ok(()),
         }
     }
 }
 
 impl Store {
-    /// Re-reads the log in seq order and checks, stopping at the first bad record:
-    /// seqs are contiguous from 1; each record's `prev` is the previous record's hash; each
-    /// stored hash equals SHA-256(prev ‖ seq_be ‖ received_at_be ‖ bytes); the head record
-    /// names the last seq and its hash. Then every event-id entry points to an existing record
-    /// with the same content hash, every patient entry to an existing record, each record is
-    /// pointed at by exactly one entry of each index, and outbox entries point into the log.
+    /// Re-reads the log in seq order and checks, stopping at the first bad record: segment keys
+    /// and frames are readable; seqs are contiguous from 1; each record's `prev` is the previous
+    /// record's hash; each stored hash equals SHA-256(prev ‖ seq_be ‖ received_at_be ‖
+    /// event_id ‖ patient_id ‖ bytes) (length-prefixed ids); no event_id is stored twice; the
+    /// head record names the last seq and its hash; outbox entries point into the log.
     /// `progress(seq)` is called after each verified record.
     ///
     /// The error names the first bad seq ([`ChainError::first_bad_seq`]). Appends wait while
@@ -69,63 +61,106 @@ impl Store {
         let _writer = self.lock_writer();
         let mut prev: Hash = [0; 32];
         let mut expected = 1u64;
-        // content_hashes[seq - 1], to check the event-id index without a second pass.
-        let mut content_hashes: Vec<Hash> = Vec::new();
-        let range = codec::seq_key(LOG, 0).to_vec()..codec::prefix_end(LOG).to_vec();
+        let range = codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec();
         for kv in self.log.range(range) {
             let (k, v) = kv.map_err(StoreError::from)?;
-            let Some(seq) = codec::parse_seq_key(LOG, &k) else {
-                return Err(broken(
-                    expected,
-                    ChainProblem::BadKey {
-                        key_hex: hex::encode(&k),
-                    },
-                ));
+            let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
+                let key_hex = hex::encode(&k);
+                return Err(broken(expected, ChainProblem::BadKey { key_hex }));
             };
-            if seq != expected {
-                let context = format!("the log jumps from seq {} to seq {seq}", expected - 1);
-                return Err(broken(expected.min(seq), ChainProblem::Missing { context }));
-            }
-            let Some(r) = codec::decode_record(&v) else {
-                return Err(broken(seq, ChainProblem::CorruptHeader { len: v.len() }));
-            };
-            if r.prev != prev {
-                return Err(broken(
+            let mut at_start = true;
+            for frame in codec::frames(&v) {
+                let frame = frame.map_err(|offset| {
+                    let detail = format!(
+                        "the record at byte {offset} of the segment starting at seq {first} runs past its end"
+                    );
+                    broken(expected, ChainProblem::Segment { detail })
+                })?;
+                let seq = frame.seq;
+                if seq != expected {
+                    let context = if seq > expected {
+                        format!("the log jumps from seq {} to seq {seq}", expected - 1)
+                    } else {
+                        format!("seq {seq} appears again after seq {}", expected - 1)
+                    };
+                    return Err(broken(expected.min(seq), ChainProblem::Missing { context }));
+                }
+                if at_start && first != seq {
+                    let detail =
+                        format!("the segment key says seq {first} but its first record is seq {seq}");
+                    return Err(broken(seq, ChainProblem::Segment { detail }));
+                }
+                at_start = false;
+                let Some(r) = codec::decode_record(frame.record) else {
+                    return Err(broken(seq, ChainProblem::CorruptHeader { len: frame.record.len() }));
+                };
+                if r.prev != prev {
+                    return Err(broken(
+                        seq,
+                        ChainProblem::PrevLinkBroken {
+                            expected: hex::encode(prev),
+                            found: hex::encode(r.prev),
+                        },
+                    ));
+                }
+                let computed = codec::chain_hash(
+                    &prev,
                     seq,
-                    ChainProblem::PrevLinkBroken {
-                        expected: hex::encode(prev),
-                        found: hex::encode(r.prev),
-                    },
-                ));
+                    r.received_at_micros,
+                    frame.event_id,
+                    frame.patient_id,
+                    r.content,
+                );
+                if computed != r.hash {
+                    return Err(broken(
+                        seq,
+                        ChainProblem::HashMismatch {
+                            stored: hex::encode(r.hash),
+                            computed: hex::encode(computed),
+                        },
+                    ));
+                }
+                self.check_indexed(seq, frame.event_id, frame.patient_id)?;
+                prev = r.hash;
+                expected += 1;
+                progress(seq);
             }
-            let computed = codec::chain_hash(&prev, seq, r.received_at_micros, r.content);
-            if computed != r.hash {
-                return Err(broken(
-                    seq,
-                    ChainProblem::HashMismatch {
-                        stored: hex::encode(r.hash),
-                        computed: hex::encode(computed),
-                    },
-                ));
-            }
-            content_hashes.push(codec::content_hash(r.content));
-            prev = r.hash;
-            expected += 1;
-            progress(seq);
         }
         let last = expected - 1;
         self.check_head(last, &prev)?;
-
         let mut first = FirstProblem::default();
-        let patients = self.check_indexes(last, &content_hashes, &mut first)?;
         let outbox_pending = self.check_outbox(last, &mut first)?;
         first.into_result()?;
         Ok(ChainReport {
             events: last,
             head_hash: prev,
-            patients,
+            patients: self.read_index().patient_count(),
             outbox_pending,
         })
+    }
+
+    /// The in-memory indexes (built from the log at open) must point at this record: a second
+    /// record with the same event_id is caught here.
+    fn check_indexed(&self, seq: u64, event_id: &[u8], patient_id: &[u8]) -> Result<(), ChainError> {
+        let index = self.read_index();
+        let eid = String::from_utf8_lossy(event_id);
+        match index.seq_of(&eid) {
+            Some(s) if s == seq => {}
+            Some(s) => {
+                let detail = format!("event_id {eid:?} is stored twice, at seq {s} and at seq {seq}");
+                return Err(broken(seq.max(s), ChainProblem::EventIdIndex { detail }));
+            }
+            None => {
+                let detail = format!("event_id {eid:?} of this record is not indexed");
+                return Err(broken(seq, ChainProblem::EventIdIndex { detail }));
+            }
+        }
+        let pid = String::from_utf8_lossy(patient_id);
+        if index.patient_seqs(&pid).binary_search(&seq).is_err() {
+            let detail = format!("this record of patient {pid:?} is not in that patient's index");
+            return Err(broken(seq, ChainProblem::PatientIndex { detail }));
+        }
+        Ok(())
     }
 
     fn check_head(&self, last: u64, last_hash: &Hash) -> Result<(), ChainError> {
@@ -165,95 +200,26 @@ impl Store {
         Ok(())
     }
 
-    /// Checks the `E` and `P` entries against the log; returns the number of patients.
-    fn check_indexes(
-        &self,
-        last: u64,
-        content_hashes: &[Hash],
-        first: &mut FirstProblem,
-    ) -> Result<u64, ChainError> {
-        let slots = usize::try_from(last).unwrap_or(usize::MAX);
-        let mut by_event_id = vec![false; slots];
-        for kv in self.log.scan_prefix([EVENT_ID]) {
-            let (k, v) = kv.map_err(StoreError::from)?;
-            let event_id = String::from_utf8_lossy(&k[1..]).into_owned();
-            let Some((seq, hash)) = codec::decode_seq_hash(&v) else {
-                let detail = format!("entry for {event_id:?} is unreadable ({} bytes)", v.len());
-                first.untied(ChainProblem::EventIdIndex { detail });
-                continue;
-            };
-            if seq == 0 || seq > last {
-                let detail = format!(
-                    "entry for {event_id:?} points to seq {seq}, outside the log (1..={last})"
-                );
-                first.untied(ChainProblem::EventIdIndex { detail });
-                continue;
-            }
-            let i = (seq - 1) as usize;
-            if by_event_id[i] {
-                let detail = format!("more than one entry points to this record (one is {event_id:?})");
-                first.at(seq, ChainProblem::EventIdIndex { detail });
-            }
-            by_event_id[i] = true;
-            if content_hashes[i] != hash {
-                let detail = format!(
-                    "entry for {event_id:?} records content hash {}, but the record's content hashes to {}",
-                    hex::encode(hash),
-                    hex::encode(content_hashes[i])
-                );
-                first.at(seq, ChainProblem::EventIdIndex { detail });
-            }
-        }
-        if let Some(i) = by_event_id.iter().position(|seen| !seen) {
-            let detail = "no event-id entry points to this record".to_owned();
-            first.at(i as u64 + 1, ChainProblem::EventIdIndex { detail });
-        }
-
-        let mut by_patient = vec![false; slots];
-        let mut patients = 0u64;
-        let mut previous_patient: Option<Vec<u8>> = None;
-        for kv in self.log.scan_prefix([PATIENT]) {
-            let (k, _) = kv.map_err(StoreError::from)?;
-            let Some((pid, seq)) = codec::parse_patient_key(&k) else {
-                let detail = format!("unreadable key {}", hex::encode(&k));
-                first.untied(ChainProblem::PatientIndex { detail });
-                continue;
-            };
-            let pid_text = String::from_utf8_lossy(pid).into_owned();
-            if previous_patient.as_deref() != Some(pid) {
-                patients += 1;
-                previous_patient = Some(pid.to_vec());
-            }
-            if seq == 0 || seq > last {
-                let detail = format!(
-                    "entry for {pid_text:?} points to seq {seq}, outside the log (1..={last})"
-                );
-                first.untied(ChainProblem::PatientIndex { detail });
-                continue;
-            }
-            let i = (seq - 1) as usize;
-            if by_patient[i] {
-                let detail =
-                    format!("more than one patient entry points to this record (one is {pid_text:?})");
-                first.at(seq, ChainProblem::PatientIndex { detail });
-            }
-            by_patient[i] = true;
-        }
-        if let Some(i) = by_patient.iter().position(|seen| !seen) {
-            let detail = "no patient entry points to this record".to_owned();
-            first.at(i as u64 + 1, ChainProblem::PatientIndex { detail });
-        }
-        Ok(patients)
-    }
-
     fn check_outbox(&self, last: u64, first: &mut FirstProblem) -> Result<u64, ChainError> {
         let mut pending = 0;
         for kv in self.log.scan_prefix([OUTBOX]) {
-            let (k, _) = kv.map_err(StoreError::from)?;
-            match codec::parse_seq_key(OUTBOX, &k) {
-                Some(seq) if seq >= 1 && seq <= last => pending += 1,
+            let (k, v) = kv.map_err(StoreError::from)?;
+            let seqs = match (codec::parse_seq_key(OUTBOX, &k), decode_outbox(&k, &v)) {
+                (Some(_), Ok(seqs)) => seqs,
                 _ => {
-                    let detail = format!("entry {} points outside the log (1..={last})", hex::encode(&k));
+                    let detail = format!("entry {} is unreadable", hex::encode(&k));
+                    first.untied(ChainProblem::Outbox { detail });
+                    continue;
+                }
+            };
+            for seq in seqs {
+                if seq >= 1 && seq <= last {
+                    pending += 1;
+                } else {
+                    let detail = format!(
+                        "entry {} lists seq {seq}, outside the log (1..={last})",
+                        hex::encode(&k)
+                    );
                     first.untied(ChainProblem::Outbox { detail });
                 }
             }

@@ -136,14 +136,30 @@ fn a_truncated_header_is_reported_not_panicked_on() {
 }
 
 #[test]
-fn a_missing_event_id_entry_names_its_record() {
+fn moving_a_record_to_another_patient_breaks_the_chain_at_that_seq() {
     let dir = TempDir::new().expect("tempdir");
     let store = Store::open(dir.path()).expect("open");
     fill(&store, 2, 10);
-    store.tamper_remove_event_id("event-13").expect("tamper");
+    store.tamper_set_patient_id(13, "P-intruder").expect("tamper");
     let err = store.verify_chain(|_| {}).expect_err("detected");
-    assert_eq!(broken_at(&err), 14, "event-13 is the 14th event (numbering starts at 0)");
-    assert!(err.to_string().contains("no event-id entry points to this record"), "{err}");
+    assert_eq!(broken_at(&err), 13);
+    assert!(matches!(err, ChainError::Broken { problem: ChainProblem::HashMismatch { .. }, .. }), "{err}");
+}
+
+#[test]
+fn the_indexes_are_rebuilt_from_the_log_at_open() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        fill(&store, 3, 10);
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.seq_of_event_id("event-13").expect("lookup"), Some(14));
+    assert_eq!(store.patient_ids().expect("ids").len(), 7);
+    let seqs: Vec<u64> = store.patient_events("P3").expect("events").iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![4, 11, 18, 25]);
+    let report = store.verify_chain(|_| {}).expect("verifies");
+    assert_eq!(report.patients, 7);
 }
 
 #[test]

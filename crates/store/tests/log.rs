@@ -260,3 +260,33 @@ fn event_log_trait_works_over_the_sled_store() {
     log.verify_chain(&mut |s| seen.push(s)).expect("verify");
     assert_eq!(seen, vec![1]);
 }
+
+#[test]
+fn a_batch_larger_than_one_segment_is_split_and_reads_back_whole() {
+    let dir = TempDir::new().expect("tempdir");
+    let store = open(&dir);
+    let big: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 1_500_000]).collect();
+    let ids: Vec<String> = (0..5).map(|i| format!("big-{i}")).collect();
+    let events: Vec<NewEvent<'_>> = ids.iter().zip(&big).map(|(id, c)| ev(id, "p", c)).collect();
+    let out = store.append_batch(&events).expect("append");
+    assert_eq!(out.last(), Some(&AppendOutcome::Accepted { seq: 5 }));
+    for (i, c) in big.iter().enumerate() {
+        assert_eq!(&store.get(i as u64 + 1).expect("get").expect("present").content, c);
+    }
+    let streamed: Vec<u64> = store.iter_from(2).map(|e| e.expect("event").seq).collect();
+    assert_eq!(streamed, vec![2, 3, 4, 5]);
+    assert_eq!(store.patient_events("p").expect("events").len(), 5);
+    assert_eq!(store.verify_chain(|_| {}).expect("verify").events, 5);
+}
+
+#[test]
+fn a_store_in_the_older_one_key_per_event_layout_is_refused_with_a_clear_error() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let db = sled::open(dir.path()).expect("sled");
+        db.open_tree("log").expect("tree").insert(b"L\0\0\0\0\0\0\0\x01", &b"x"[..]).expect("insert");
+        db.flush().expect("flush");
+    }
+    let err = Store::open(dir.path()).expect_err("refused");
+    assert!(err.to_string().contains("layout 1"), "{err}");
+}
