@@ -28,7 +28,7 @@ pub(crate) struct AdtteArgs {
 pub(crate) fn run(cmd: ExportCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         ExportCommand::Adtte(args) => {
-            let input = load(&args.view)?;
+            let input = load(&args.view, &mut crate::report_cmd::Timings::default())?;
             let labels: Vec<serde_json::Value> = input.patients.into_iter().map(|p| p.labels).collect();
             let csv = registry_report::adtte::to_csv(&labels).context("cannot build the ADTTE rows")?;
             write_output(args.out.as_ref(), &csv)?;

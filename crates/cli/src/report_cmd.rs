@@ -1,18 +1,26 @@
 //! `registry report --data DIR [--as-of DATE] [--known-at TIME] [--format json|md|html] [--out PATH]`:
 //! the cohort report (`interfaces.md`, "Report") recomputed from the log in the asked view.
-//! Glue only: labels, enrolment and baseline sites from the projector, the numbers and renderings
-//! from `registry-report`.
+//! Glue only: labels, enrolment and baseline sites from the projection (`registry-domain`), the
+//! numbers and renderings from `registry-report`.
+//!
+//! Every patient is projected from one sequential pass over the log (decoded and projected on
+//! every core), not patient by patient through the index: the same projections as
+//! `Projector::labels_in_view` (the same events per patient, `view::events_by_patient`), read once.
+//! `--timings` prints how long each phase took on stderr.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::config::Config;
-use registry_domain::view::View;
-use registry_projector::Projector;
+use registry_domain::events::PatientId;
+use registry_domain::projection::{project_patient, PatientProjection};
+use registry_domain::view::{events_by_patient, RecordedEvent, View};
 use registry_report::{PatientInput, ReportInput};
+use registry_store::{Store, StoredEvent};
 
 use crate::labels_cmd::{parse_date, parse_instant};
 
@@ -47,16 +55,103 @@ pub(crate) struct ReportArgs {
     /// Write to this file instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Print the time of each phase (open, read and decode, project, report, render) on stderr.
+    #[arg(long)]
+    timings: bool,
+}
+
+/// Phase durations, printed by `--timings`.
+#[derive(Default)]
+pub(crate) struct Timings(Vec<(&'static str, f64)>);
+
+impl Timings {
+    fn since(&mut self, what: &'static str, t: &mut Instant) {
+        self.0.push((what, t.elapsed().as_secs_f64()));
+        *t = Instant::now();
+    }
+
+    fn print(&self) {
+        let parts: Vec<String> = self.0.iter().map(|(w, s)| format!("{w} {s:.3} s")).collect();
+        let total: f64 = self.0.iter().map(|(_, s)| s).sum();
+        eprintln!("timings: {} (total {total:.3} s)", parts.join(", "));
+    }
+}
+
+/// `f` over `items` on every core (scoped threads, contiguous chunks), results in `items` order.
+fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 16);
+    if threads == 1 || items.len() < 2 * threads {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<U>>())).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
+fn decode(e: &StoredEvent) -> anyhow::Result<RecordedEvent> {
+    let event = registry_domain::stored::decode(&e.content).with_context(|| format!("cannot decode the event at seq {}", e.seq))?;
+    let received_at = DateTime::from_timestamp_micros(e.received_at_micros).unwrap_or(DateTime::<Utc>::MIN_UTC);
+    Ok(RecordedEvent { event, seq: e.seq, received_at })
+}
+
+/// Every listed patient's projection in the view, sorted by patient_id, from one pass over the log.
+pub(crate) fn project_all(store: &Store, view: &View, timings: &mut Timings) -> anyhow::Result<Vec<PatientProjection>> {
+    let mut t = Instant::now();
+    let pb = crate::progress::bar(store.last_seq(), "reading the log", false);
+    let mut events: Vec<RecordedEvent> = Vec::with_capacity(usize::try_from(store.len()).unwrap_or(0));
+    let mut raw: Vec<StoredEvent> = Vec::with_capacity(8192);
+    let mut scan = store.iter_from(1);
+    loop {
+        raw.clear();
+        for e in scan.by_ref().take(8192) {
+            raw.push(e.context("cannot read the log")?);
+        }
+        if raw.is_empty() {
+            break;
+        }
+        for e in par_map(&raw, decode) {
+            events.push(e?);
+        }
+        pb.inc(raw.len() as u64);
+    }
+    pb.finish_and_clear();
+    timings.since("read and decode", &mut t);
+    let groups = events_by_patient(events);
+    timings.since("group", &mut t);
+    let cfg = Config::default();
+    let pb = crate::progress::bar(groups.len() as u64, "projecting", false);
+    let projections: Vec<Option<PatientProjection>> = par_map(&groups, |(pid, evs): &(PatientId, Vec<RecordedEvent>)| {
+        let p = project_patient(pid, evs, view, &cfg);
+        pb.inc(1);
+        p
+    });
+    pb.finish_and_clear();
+    timings.since("project", &mut t);
+    Ok(projections.into_iter().flatten().collect())
 }
 
 /// Every listed patient's labels, enrolment and baseline metastatic organs in the view, sorted by
 /// patient_id (`PatientInput::from_projection`: the same input as `GET /cohort/report`).
-pub(crate) fn load(args: &ViewArgs) -> anyhow::Result<ReportInput> {
+pub(crate) fn load(args: &ViewArgs, timings: &mut Timings) -> anyhow::Result<ReportInput> {
+    let mut t = Instant::now();
     let store = crate::import_cmd::open_store(&args.data)?;
-    let projector = Projector::new(store, Config::default());
+    timings.since("open", &mut t);
     let view = View { as_of: args.as_of.unwrap_or_else(crate::import_cmd::today), known_at: args.known_at };
-    let projections = projector.labels_in_view(&view, None).context("projection failed")?;
-    let patients = projections.iter().map(PatientInput::from_projection).collect();
+    let projections = project_all(&store, &view, timings)?;
+    let mut t = Instant::now();
+    let patients = par_map(&projections, PatientInput::from_projection);
+    timings.since("report input", &mut t);
     Ok(ReportInput { as_of: view.as_of, known_at: view.known_at, patients })
 }
 
@@ -74,13 +169,20 @@ pub(crate) fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<
 }
 
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let input = load(&args.view)?;
+    let mut timings = Timings::default();
+    let input = load(&args.view, &mut timings)?;
+    let mut t = Instant::now();
     let report = registry_report::build(&input).context("cannot build the report")?;
+    timings.since("numbers", &mut t);
     let text = match args.format {
         Format::Json => report.to_json_string(),
         Format::Md => report.to_markdown(),
         Format::Html => report.to_html(),
     };
     write_output(args.out.as_ref(), &text)?;
+    timings.since("render and write", &mut t);
+    if args.timings {
+        timings.print();
+    }
     Ok(ExitCode::SUCCESS)
 }

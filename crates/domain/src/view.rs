@@ -38,6 +38,43 @@ impl View {
     }
 }
 
+/// Every patient's events out of a whole log (any order), sorted by patient id, each patient's in
+/// the order given, plus the other patients' events that its retractions and corrections name —
+/// the events [`crate::projection::project_patient`] needs to see such a link and ignore it with a
+/// finding (what the projector's per-patient read gathers). For projecting every patient of a
+/// view in one pass over the log.
+pub fn events_by_patient(events: Vec<RecordedEvent>) -> Vec<(PatientId, Vec<RecordedEvent>)> {
+    let by_id: BTreeMap<Uuid, usize> = events.iter().enumerate().map(|(i, r)| (r.event.event_id, i)).collect();
+    // patient id -> (own events, other patients' events its links name), as positions.
+    let mut groups: BTreeMap<&str, (Vec<usize>, BTreeSet<usize>)> = BTreeMap::new();
+    for (i, r) in events.iter().enumerate() {
+        let e = &r.event;
+        let g = groups.entry(e.patient_id.as_str()).or_default();
+        g.0.push(i);
+        let target = match &e.payload {
+            Payload::EventRetracted(x) => Some(x.target_event_id),
+            _ => e.supersedes,
+        };
+        if let Some(&j) = target.and_then(|t| by_id.get(&t)) {
+            if events[j].event.patient_id != e.patient_id {
+                g.1.insert(j);
+            }
+        }
+    }
+    let layout: Vec<(Vec<usize>, Vec<RecordedEvent>)> = groups
+        .into_values()
+        .map(|(own, linked)| (own, linked.into_iter().map(|j| events[j].clone()).collect()))
+        .collect();
+    let mut slots: Vec<Option<RecordedEvent>> = events.into_iter().map(Some).collect();
+    layout
+        .into_iter()
+        .filter_map(|(own, linked)| {
+            let list: Vec<RecordedEvent> = own.iter().filter_map(|&i| slots[i].take()).chain(linked).collect();
+            Some((list.first()?.event.patient_id.clone(), list))
+        })
+        .collect()
+}
+
 /// Canonical order of a patient's events (`domain.md`, preamble):
 /// (occurred_on, type rank, recorded_at as an instant, event_id).
 pub fn canonical_cmp(a: &Event, b: &Event) -> Ordering {
