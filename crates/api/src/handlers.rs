@@ -231,6 +231,69 @@ pub(crate) async fn patients(
     Ok(Json(out))
 }
 
+/// The answers of `GET /patients/{id}` by (patient, view): the patient's site and its labels line
+/// (or `None`: not listed in the view), each valid at the log position it was computed at. Any
+/// append moves the position and so retires every entry (a patient's labels depend on its events
+/// and on the events its links name, so nothing finer is safe). At most [`LabelsCache::MAX`]
+/// entries; when full it starts again empty.
+#[derive(Default)]
+pub(crate) struct LabelsCache {
+    map: std::sync::Mutex<HashMap<(String, View), CachedLabels>>,
+}
+
+#[derive(Clone)]
+struct CachedLabels {
+    position: u64,
+    site: Option<String>,
+    body: Option<std::sync::Arc<str>>,
+}
+
+impl LabelsCache {
+    const MAX: usize = 200_000;
+
+    fn get(&self, id: &str, view: &View, position: u64) -> Option<CachedLabels> {
+        let m = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.get(&(id.to_owned(), *view)).filter(|c| c.position == position).cloned()
+    }
+
+    fn put(&self, id: &str, view: &View, entry: CachedLabels) {
+        let mut m = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= Self::MAX {
+            m.clear();
+        }
+        m.insert((id.to_owned(), *view), entry);
+    }
+}
+
+/// The labels line of one patient in a view and its site, through the cache: `(site, body)`,
+/// `body` `None` when the patient is not listed in the view.
+fn patient_labels(
+    src: &dyn RegistryView,
+    cache: &LabelsCache,
+    id: &str,
+    view: &View,
+) -> Result<(Option<String>, Option<std::sync::Arc<str>>), ApiError> {
+    if registry_domain::events::PatientId::parse(id).is_none() {
+        return Ok((None, None));
+    }
+    let position = src.log_position();
+    if let Some(hit) = position.and_then(|p| cache.get(id, view, p)) {
+        return Ok((hit.site, hit.body));
+    }
+    let events = src.patient_events(id)?;
+    let site = patient_site(&events).map(str::to_owned);
+    let body = src.project(id, &events, view).map(|p| {
+        // Exactly the bytes of `registry labels` (one line), plus a newline.
+        let mut line = p.labels.to_json_line();
+        line.push('\n');
+        std::sync::Arc::<str>::from(line)
+    });
+    if let Some(position) = position {
+        cache.put(id, view, CachedLabels { position, site: site.clone(), body: body.clone() });
+    }
+    Ok((site, body))
+}
+
 /// `GET /patients/{id}`: the labels, the same JSON object as `registry labels` prints.
 pub(crate) async fn patient(
     State(s): State<AppState>,
@@ -240,11 +303,11 @@ pub(crate) async fn patient(
 ) -> Result<Response, ApiError> {
     let view = parse_view(&q)?;
     let src = s.source.clone();
-    let v = blocking(move || visible_patient(src.as_ref(), &scope, &view, &id)).await?.ok_or_else(ApiError::not_found)?;
-    // Exactly the bytes of `registry labels` (one line), plus a newline.
-    let mut body = v.projection.labels.to_json_line();
-    body.push('\n');
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let cache = s.labels_cache.clone();
+    let (site, body) = blocking(move || patient_labels(src.as_ref(), &cache, &id, &view)).await?;
+    // Another site's patient is as absent as an unknown one.
+    let body = body.filter(|_| site.as_deref().is_some_and(|s| scope.sees(s))).ok_or_else(ApiError::not_found)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
 /// `GET /patients/{id}/timeline`.

@@ -68,6 +68,7 @@ pub(crate) struct AppState {
     pub(crate) cfg: Arc<ApiConfig>,
     pub(crate) limiter: Arc<guard::RateLimiter>,
     pub(crate) http: Arc<guard::HttpCounters>,
+    pub(crate) labels_cache: Arc<handlers::LabelsCache>,
 }
 
 /// Every route: (path template, what it serves). The router is built from this list and the
@@ -129,6 +130,7 @@ pub fn router(source: Arc<dyn RegistryView>, cfg: ApiConfig) -> Router {
         source,
         limiter: Arc::new(guard::RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst)),
         http: Arc::new(guard::HttpCounters::default()),
+        labels_cache: Arc::new(handlers::LabelsCache::default()),
         cfg: Arc::new(cfg),
     };
     let mut r: Router<AppState> = Router::new();

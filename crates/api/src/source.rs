@@ -64,6 +64,11 @@ pub trait RegistryView: Send + Sync + 'static {
     fn alerts_since(&self, since_micros: i64, limit: usize) -> Result<Vec<StoredAlert>, SourceError>;
     /// `Ok` when the store answers.
     fn ready(&self) -> Result<(), SourceError>;
+    /// The log's position (last seq): any answer computed at the same position is still exact.
+    /// `None` when the source cannot tell (then nothing is cached).
+    fn log_position(&self) -> Option<u64> {
+        None
+    }
     /// Figures for `/metrics`.
     fn ops(&self) -> Result<OpsFigures, SourceError>;
 }
@@ -120,6 +125,10 @@ impl RegistryView for ProjectorSource {
     fn ready(&self) -> Result<(), SourceError> {
         self.projector.store().labels_through_seq()?;
         Ok(())
+    }
+
+    fn log_position(&self) -> Option<u64> {
+        Some(self.projector.store().last_seq())
     }
 
     fn ops(&self) -> Result<OpsFigures, SourceError> {

@@ -416,3 +416,41 @@ async fn a_client_over_its_rate_is_told_to_retry_and_big_bodies_are_refused() {
         .expect("request");
     assert_eq!(send(&app, req).await.status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn a_cached_patient_answer_gives_way_to_an_append() {
+    let f = Fixture::new(6);
+    let app = f.app();
+    let view = View::as_of(f.cutoff);
+    let p = f
+        .projector
+        .labels_in_view(&view, None)
+        .expect("labels")
+        .into_iter()
+        .find(|p| p.labels.death_date.is_none())
+        .expect("a living patient");
+    let id = p.patient_id.as_str().to_owned();
+    let uri = format!("/patients/{id}?as_of={}", f.cutoff);
+    let first = get(&app, &uri, Some(ALL)).await;
+    assert_eq!(get(&app, &uri, Some(ALL)).await.body, first.body, "the same answer twice (the second from the cache)");
+    assert!(first.json()["death_date"].is_null());
+    // A death is appended to the log: the next answer is recomputed and shows it.
+    let site = registry_domain::events::SiteId::parse(&f.sites().into_iter().find(|(p, _)| *p == id).expect("site").1).expect("site id");
+    let death = registry_domain::events::Event {
+        event_id: uuid::Uuid::from_u128(0xdead_0001),
+        patient_id: p.patient_id.clone(),
+        site_id: site,
+        occurred_on: f.cutoff,
+        recorded_at: chrono::DateTime::parse_from_rfc3339(&format!("{}T12:00:00Z", f.cutoff)).expect("time"),
+        supersedes: None,
+        payload: registry_domain::events::Payload::DeathRecorded(registry_domain::events::Death {
+            cause: registry_domain::events::DeathCause::Disease,
+        }),
+    };
+    let bytes = death.canonical_json();
+    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:death", subject_site: None };
+    registry_ingest::ingest_batch(f.projector.store(), &[input], chrono::Utc::now().timestamp_micros()).expect("ingest");
+    let after = get(&app, &uri, Some(ALL)).await;
+    assert_eq!(after.json()["death_date"], f.cutoff.to_string(), "the append retired the cached answer");
+    assert_eq!(after.body, format!("{}\n", labels_line(&f, &view, &id).expect("listed")));
+}

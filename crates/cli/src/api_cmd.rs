@@ -29,6 +29,12 @@ pub(crate) struct ApiArgs {
     /// API configuration file (JSON): tokens and their scopes.
     #[arg(long, env = "REGISTRY_API_CONFIG")]
     config: Option<PathBuf>,
+    /// Sustained requests per second per client address (token bucket).
+    #[arg(long, default_value_t = ApiConfig::default().rate_per_sec)]
+    rate_per_sec: f64,
+    /// Burst size per client address.
+    #[arg(long, default_value_t = ApiConfig::default().rate_burst)]
+    rate_burst: f64,
 }
 
 /// The tokens of `--config` and `REGISTRY_API_TOKENS` (both may be given).
@@ -92,7 +98,10 @@ pub(crate) fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot open the store in {} (is another registry process using it?)", dir.display()))?;
     let projector = Projector::new(store, Config::default());
     let source = Arc::new(ProjectorSource::new(projector, Config::default()));
-    let app = registry_api::router(source, ApiConfig { tokens, ..ApiConfig::default() });
+    let app = registry_api::router(
+        source,
+        ApiConfig { tokens, rate_per_sec: args.rate_per_sec, rate_burst: args.rate_burst, ..ApiConfig::default() },
+    );
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let listener =

@@ -1,0 +1,284 @@
+//! The measuring half of `scripts/bench-api` (docs/api.md and docs/report.md, "Benchmark").
+//!
+//! ```text
+//! bench_api ids    --data DIR [--sample N]                        patient ids of the store, N spread evenly
+//! bench_api phases --data DIR --as-of DATE                        the report's phases, timed in-process
+//! bench_api load   --url URL --token T --concurrency C --requests N [--ids FILE] [--query Q] PATH
+//! ```
+//!
+//! `phases` times, over one store: reading and decoding every patient's events (the floor: what
+//! any report must read), then the projection of every patient (`labels_in_view`), the report's
+//! numbers (`registry_report::build`) and its JSON. One JSON line on stdout.
+//!
+//! `load` sends N GET requests with C in flight at all times (C workers on one keep-alive client)
+//! and measures each request from send to the last body byte. PATH may hold `{id}`, replaced in
+//! turn by the ids of `--ids` (one a line). One JSON line on stdout: requests, errors, status
+//! counts, requests/s and latency percentiles in ms. Progress goes to stderr.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use registry_domain::config::Config;
+use registry_domain::view::View;
+use registry_projector::Projector;
+use registry_report::{PatientInput, ReportInput};
+use serde_json::json;
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn need(args: &[String], name: &str) -> Res<String> {
+    arg(args, name).ok_or_else(|| format!("{name} is required").into())
+}
+
+/// A progress line on stderr, rewritten in place on a terminal, every `every` steps.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    tty: bool,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Progress {
+        let now = Instant::now();
+        Progress { what, total, tty: std::io::stderr().is_terminal(), started: now, last: now }
+    }
+    fn tick(&mut self, done: usize) {
+        let now = Instant::now();
+        if now.duration_since(self.last) < Duration::from_millis(if self.tty { 200 } else { 5000 }) && done < self.total {
+            return;
+        }
+        self.last = now;
+        let secs = now.duration_since(self.started).as_secs_f64();
+        let line = format!("  {}: {done}/{} ({:.1} s)", self.what, self.total, secs);
+        let mut e = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(e, "\r\x1b[2K{line}");
+            if done >= self.total {
+                let _ = writeln!(e);
+            }
+        } else {
+            let _ = writeln!(e, "{line}");
+        }
+    }
+}
+
+fn open(data: &str) -> Res<Projector> {
+    let dir = PathBuf::from(data).join("store");
+    let store = registry_store::Store::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    Ok(Projector::new(store, Config::default()))
+}
+
+fn ids(args: &[String]) -> Res<()> {
+    let projector = open(&need(args, "--data")?)?;
+    let all = projector.store().patient_ids()?;
+    let sample: usize = arg(args, "--sample").map(|s| s.parse()).transpose()?.unwrap_or(all.len()).min(all.len()).max(1);
+    let step = all.len() as f64 / sample as f64;
+    let mut out = std::io::stdout().lock();
+    for i in 0..sample {
+        if let Some(id) = all.get((i as f64 * step) as usize) {
+            writeln!(out, "{id}")?;
+        }
+    }
+    Ok(())
+}
+
+fn phases(args: &[String]) -> Res<()> {
+    let projector = open(&need(args, "--data")?)?;
+    let as_of = NaiveDate::parse_from_str(&need(args, "--as-of")?, "%Y-%m-%d")?;
+    let view = View { as_of, known_at: None };
+
+    // 1. The floor: read and decode every patient's events.
+    let t = Instant::now();
+    let patients = projector.store().patient_ids()?;
+    let mut progress = Progress::new("read and decode every patient's events", patients.len());
+    let mut events = 0usize;
+    for (i, p) in patients.iter().enumerate() {
+        events += projector.patient_events(p)?.len();
+        progress.tick(i + 1);
+    }
+    let load_s = t.elapsed().as_secs_f64();
+
+    // 2. The projection of every patient in the view (reads the events again).
+    eprintln!("  projecting every patient…");
+    let t = Instant::now();
+    let projections = projector.labels_in_view(&view, None)?;
+    let project_s = t.elapsed().as_secs_f64();
+
+    // 3. The report's numbers, 4. its JSON.
+    eprintln!("  building the report…");
+    let t = Instant::now();
+    let input = ReportInput {
+        as_of,
+        known_at: None,
+        patients: projections.iter().map(PatientInput::from_projection).collect(),
+    };
+    let input_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let report = registry_report::build(&input)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let json_len = report.to_json_string().len();
+    let json_s = t.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "mode": "phases", "patients": patients.len(), "listed": projections.len(), "events": events,
+            "load_s": load_s, "project_s": project_s, "input_s": input_s, "build_s": build_s, "json_s": json_s,
+            "json_bytes": json_len,
+        })
+    );
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    // Nearest rank.
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+async fn load(args: Vec<String>) -> Res<()> {
+    let url = need(&args, "--url")?;
+    let token = arg(&args, "--token");
+    let concurrency: usize = need(&args, "--concurrency")?.parse()?;
+    let requests: usize = need(&args, "--requests")?.parse()?;
+    let query = arg(&args, "--query").map(|q| format!("?{q}")).unwrap_or_default();
+    let path = args.last().cloned().ok_or("PATH is required")?;
+    let ids: Vec<String> = match arg(&args, "--ids") {
+        Some(f) => std::fs::read_to_string(&f)?.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect(),
+        None => Vec::new(),
+    };
+    if path.contains("{id}") && ids.is_empty() {
+        return Err("PATH has {id}: give --ids FILE".into());
+    }
+    let urls: Arc<Vec<String>> = Arc::new(if path.contains("{id}") {
+        ids.iter().map(|id| format!("{url}{}{query}", path.replace("{id}", id))).collect()
+    } else {
+        vec![format!("{url}{path}{query}")]
+    });
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    // Warm-up: one request per connection-to-be, so the run measures requests, not TCP set-up.
+    let warm: Vec<_> = (0..concurrency)
+        .map(|i| {
+            let (client, u, token) = (client.clone(), urls[i % urls.len()].clone(), token.clone());
+            tokio::spawn(async move {
+                let mut r = client.get(u);
+                if let Some(t) = token {
+                    r = r.bearer_auth(t);
+                }
+                let _ = r.send().await.map(|x| x.bytes());
+            })
+        })
+        .collect();
+    for w in warm {
+        let _ = w.await;
+    }
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, urls, token, next, done) = (client.clone(), urls.clone(), token.clone(), next.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= requests {
+                    break;
+                }
+                let mut r = client.get(&urls[i % urls.len()]);
+                if let Some(t) = &token {
+                    r = r.bearer_auth(t);
+                }
+                let t = Instant::now();
+                match r.send().await {
+                    Ok(resp) => {
+                        let status = resp.status().as_u16();
+                        match resp.bytes().await {
+                            Ok(_) => {
+                                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                                *statuses.entry(status).or_default() += 1;
+                            }
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (lat, statuses, errors)
+        }));
+    }
+    let ticker = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut progress = Progress::new("requests", requests);
+            loop {
+                let d = done.load(Ordering::Relaxed);
+                progress.tick(d);
+                if d >= requests {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut lat = Vec::with_capacity(requests);
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut errors = 0;
+    for w in workers {
+        let (l, s, e) = w.await?;
+        lat.extend(l);
+        for (k, v) in s {
+            *statuses.entry(k).or_default() += v;
+        }
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let _ = ticker.await;
+    lat.sort_by(f64::total_cmp);
+    let mean = if lat.is_empty() { f64::NAN } else { lat.iter().sum::<f64>() / lat.len() as f64 };
+    println!(
+        "{}",
+        json!({
+            "mode": "load", "path": path, "concurrency": concurrency, "requests": requests, "errors": errors,
+            "statuses": statuses, "seconds": elapsed, "requests_per_s": lat.len() as f64 / elapsed,
+            "mean_ms": mean, "p50_ms": percentile(&lat, 0.50), "p90_ms": percentile(&lat, 0.90),
+            "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+        })
+    );
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("ids") => ids(&args),
+        Some("phases") => phases(&args),
+        Some("load") => {
+            // The load generator: two worker threads (the machine's cores are shared with the server).
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            rt.block_on(load(args))
+        }
+        _ => Err("usage: bench_api ids|phases|load … (see the file's header)".into()),
+    }
+}
