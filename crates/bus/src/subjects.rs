@@ -21,6 +21,20 @@ pub const ACCEPTED_ALL: &str = "registry.accepted.>";
 pub const ALERTS_ALL: &str = "registry.alerts.>";
 /// Wildcard of the REJECTED stream.
 pub const REJECTED_ALL: &str = "registry.rejected.>";
+/// Label queries (request/reply) to the projector that holds every partition. A projector of
+/// one partition `p` answers on `registry.query.labels.<p>` ([`labels_query_subject`]).
+/// Inside `registry.query.>`, which deploy/nats-accounts.conf lets the api publish and the
+/// projector subscribe and answer.
+pub const LABELS_QUERY: &str = "registry.query.labels";
+
+/// The subject a projector answers label queries on: [`LABELS_QUERY`] when it holds every
+/// partition, `registry.query.labels.<p>` when it holds partition `p` only.
+pub fn labels_query_subject(partition: Option<u32>) -> String {
+    match partition {
+        None => LABELS_QUERY.to_owned(),
+        Some(p) => format!("{LABELS_QUERY}.{p}"),
+    }
+}
 
 const EVENTS_PREFIX: &str = "registry.events.";
 const ACCEPTED_PREFIX: &str = "registry.accepted.";

@@ -341,6 +341,7 @@ pub(crate) fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
             Some(p) => ProjectorConfig {
                 consumer: format!("projector-{p}"),
                 filter: format!("registry.accepted.{p}"),
+                query_subject: Some(registry_bus::subjects::labels_query_subject(Some(p))),
                 ..base
             },
             None => base,

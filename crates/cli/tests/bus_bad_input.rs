@@ -7,42 +7,11 @@
 mod bus_support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bus_support::*;
-use registry_bus::{BusConfig, Credentials, Secret};
 use registry_store::Store;
 use registry_testsupport::NatsServer;
-
-const PASSWORDS: [(&str, &str, &str); 8] = [
-    ("SITE_FUSCC_PASSWORD", "fuscc", "fuscc-secret"),
-    ("SITE_PUMCH_PASSWORD", "pumch", "pumch-secret"),
-    ("SITE_DEMO_PASSWORD", "demo", "demo-secret"),
-    ("REGISTRY_INGEST_PASSWORD", "ingest", "ingest-secret"),
-    ("REGISTRY_PROJECTOR_PASSWORD", "projector", "projector-secret"),
-    ("REGISTRY_ALERTS_PASSWORD", "alerts", "alerts-secret"),
-    ("REGISTRY_API_PASSWORD", "api", "api-secret"),
-    ("REGISTRY_ADMIN_PASSWORD", "admin", "admin-secret"),
-];
-
-fn password(user: &str) -> &'static str {
-    PASSWORDS.iter().find(|(_, u, _)| *u == user).map(|(_, _, p)| *p).expect("known user")
-}
-
-fn deploy_conf() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats-sites.conf")
-}
-
-fn as_user(url: &str, user: &str) -> BusConfig {
-    let mut cfg = BusConfig::with_url(url);
-    cfg.client_name = format!("registry-test-{user}");
-    cfg.credentials = Credentials::UserPassword { user: user.to_owned(), password: Secret::new(password(user)) };
-    if ["fuscc", "pumch", "demo"].contains(&user) {
-        cfg.inbox_prefix = Some(format!("_INBOX.{user}"));
-    }
-    cfg
-}
 
 fn field(line: &str, name: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON");
@@ -72,11 +41,7 @@ fn stored_rejections(ingest_dir: &std::path::Path) -> Vec<(String, String)> {
 #[test]
 fn a_site_cannot_publish_for_another_site_and_a_foreign_site_id_is_rejected_site_mismatch() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut builder = NatsServer::builder().config_file(deploy_conf());
-    for (var, _, pw) in PASSWORDS {
-        builder = builder.env(var, pw);
-    }
-    let nats = builder.start().expect("nats-server with deploy/nats-sites.conf");
+    let nats = start_sites_server();
     let url = nats.url();
     let admin = Bus::connect_with(as_user(&url, "admin")).expect("admin connects");
     let (ingest_dir, projector_dir) = (tmp.path().join("ingest"), tmp.path().join("projector"));

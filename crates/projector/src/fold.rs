@@ -149,8 +149,14 @@ impl Projector {
         let view = View { as_of: view_date, known_at: None };
         let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(touched.len());
         let mut alerts = Vec::new();
+        let t0 = std::time::Instant::now();
+        let mut t_read = std::time::Duration::ZERO;
+        let mut n_events = 0usize;
         for patient_id in &touched {
+            let tr = std::time::Instant::now();
             let events = self.patient_events(patient_id)?;
+            t_read += tr.elapsed();
+            n_events += events.len();
             let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
             let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
             let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
@@ -172,8 +178,11 @@ impl Projector {
         }
         // Alerts first: if the process dies before the labels are written, the next catch-up
         // computes the same alerts (same ids) and they are stored once.
+        let t_fold = t0.elapsed();
         self.persist_alerts(&alerts)?;
+        let t_alerts = t0.elapsed() - t_fold;
         self.store.put_labels_batch(writes, through_seq)?;
+        tracing::debug!(patients = touched.len(), n_events, read_ms = t_read.as_secs_f64()*1e3, fold_ms = (t_fold - t_read).as_secs_f64()*1e3, alerts = alerts.len(), put_alerts_ms = t_alerts.as_secs_f64()*1e3, put_labels_ms = (t0.elapsed() - t_fold - t_alerts).as_secs_f64()*1e3, "catch-up");
         Ok(CatchUp { patients: touched.len(), alerts, through_seq })
     }
 
@@ -223,6 +232,29 @@ impl Projector {
             }
         }
         Ok(out)
+    }
+
+    /// Calls `f(patient_id, projection)` for every patient with labels in `view`, in patient id
+    /// order, starting after `after` (exclusive), until `f` returns false. The projections are
+    /// those of [`Projector::labels_in_view`]; only the patients visited are computed.
+    pub fn for_each_in_view(
+        &self,
+        view: &View,
+        after: Option<&str>,
+        mut f: impl FnMut(&str, &PatientProjection) -> bool,
+    ) -> Result<(), ProjectorError> {
+        for patient_id in self.store.patient_ids()? {
+            if after.is_some_and(|a| patient_id.as_str() <= a) {
+                continue;
+            }
+            let events = self.patient_events(&patient_id)?;
+            if let Some(p) = self.project(&patient_id, &events, view) {
+                if !f(&patient_id, &p) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks that every stored label record equals a fresh replay of the log in the same view,

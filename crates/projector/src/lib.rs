@@ -10,6 +10,7 @@
 //!   hash of its facts, so recomputation never raises the same alert twice.
 
 mod fold;
+pub mod query;
 pub mod service;
 
 pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError};

@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures::StreamExt;
@@ -16,6 +16,7 @@ use registry_domain::stored;
 use registry_store::{NewEvent, StoreError};
 
 use crate::fold::{Projector, ProjectorError};
+use crate::query::{self, QUEUE_GROUP};
 
 pub use registry_bus::RECEIVED_AT_HEADER;
 
@@ -32,6 +33,11 @@ pub struct ProjectorConfig {
     pub ack_wait: Duration,
     /// How often the clock task looks for overdue follow-up.
     pub clock_interval: Duration,
+    /// Stored batches that may wait for the publish stage while the next one is stored.
+    pub pipeline_depth: usize,
+    /// Where to answer label queries (`registry.query.labels`, or `registry.query.labels.<p>`
+    /// for one partition); `None`: no queries.
+    pub query_subject: Option<String>,
 }
 
 impl Default for ProjectorConfig {
@@ -42,6 +48,8 @@ impl Default for ProjectorConfig {
             batch_max: 1000,
             ack_wait: Duration::from_secs(30),
             clock_interval: Duration::from_secs(3600),
+            pipeline_depth: 2,
+            query_subject: Some(subjects::LABELS_QUERY.to_owned()),
         }
     }
 }
@@ -111,20 +119,82 @@ fn today() -> chrono::NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
-/// Runs the projector service until `shutdown` resolves; the batch in flight is finished first.
+/// Subscribes to `subject` (queue group [`QUEUE_GROUP`]) and returns the task that answers label
+/// queries ([`crate::query`]) until the subscription ends. Each answer is computed on the
+/// blocking pool, at most 4 at a time, beside the batches (sled serves concurrent readers).
+pub async fn serve_queries(
+    projector: Projector,
+    client: async_nats::Client,
+    subject: String,
+) -> Result<impl Future<Output = ()>, ServiceError> {
+    let sub = client
+        .queue_subscribe(subject.clone(), QUEUE_GROUP.to_owned())
+        .await
+        .map_err(|e| ServiceError::Consumer(format!("cannot subscribe to {subject}: {e}")))?;
+    tracing::info!(%subject, "answering label queries");
+    Ok(async move {
+        sub.for_each_concurrent(4, |msg| {
+            let projector = projector.clone();
+            let client = client.clone();
+            async move {
+                let Some(reply) = msg.reply.clone() else { return };
+                // Room for the headers and the protocol line.
+                let max_bytes = usize::try_from(client.server_info().max_payload).unwrap_or(1 << 20).saturating_sub(4096);
+                let payload = msg.payload.clone();
+                let answer = tokio::task::spawn_blocking(move || query::answer(&projector, &payload, today(), max_bytes))
+                    .await
+                    .unwrap_or_else(|e| query::Answer::Error { code: "internal", message: e.to_string() });
+                let (headers, body) = answer.into_reply();
+                let mut map = async_nats::HeaderMap::new();
+                for (k, v) in headers {
+                    map.insert(k, v.as_str());
+                }
+                if let Err(e) = client.publish_with_headers(reply, map, body.into()).await {
+                    tracing::warn!(error = %e, "label query reply not sent");
+                }
+            }
+        })
+        .await;
+    })
+}
+
+/// A batch whose labels and alerts are durable, waiting for its alerts to be published and
+/// its messages acknowledged.
+struct Projected {
+    msgs: Vec<jetstream::Message>,
+    started: Instant,
+    store_time: Duration,
+    patients: usize,
+}
+
+/// The server's limit of unacknowledged messages for a pipeline of `depth` batches.
+fn max_ack_pending(batch_max: usize, depth: usize) -> i64 {
+    i64::try_from(batch_max.saturating_mul(depth + 3)).unwrap_or(i64::MAX).max(1000)
+}
+
+/// Runs the projector service until `shutdown` resolves; the batches in flight are finished
+/// first.
+///
+/// Two stages run concurrently (docs/bus.md, "Pipelining"): *store* takes every message
+/// waiting (up to `batch_max`), appends them to the projector's log and catches up (alerts,
+/// then labels with their checkpoint, each flushed); *publish* publishes the alert outbox
+/// (`Nats-Msg-Id = alert_id`), awaits the acks, then acknowledges the batch's messages. So a
+/// message is acknowledged only after its labels and alerts are durable and its alerts are on
+/// ALERTS, while the next batch is already being stored.
 pub async fn run(
     projector: Projector,
     js: jetstream::Context,
     cfg: ProjectorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
-    let consumer = registry_bus::durable_pull_consumer(
+    let consumer = registry_bus::durable_pull_consumer_with(
         &js,
         registry_bus::ACCEPTED,
         &cfg.consumer,
         &cfg.filter,
         cfg.ack_wait,
         -1,
+        max_ack_pending(cfg.batch_max, cfg.pipeline_depth),
     )
     .await?;
     // Finish what a crash interrupted: labels not yet computed, alerts not yet published.
@@ -133,62 +203,113 @@ pub async fn run(
         tokio::task::spawn_blocking(move || p.catch_up(today())).await??;
     }
     drain_alerts(&projector, &js).await?;
-    let messages = consumer
+    let mut messages = consumer
         .stream()
         .max_messages_per_batch(cfg.batch_max)
         .messages()
         .await
         .map_err(|e| ServiceError::Consumer(e.to_string()))?;
-    let mut batches = messages.ready_chunks(cfg.batch_max);
+    let queries = match &cfg.query_subject {
+        Some(subject) => Some(tokio::spawn(serve_queries(projector.clone(), js.client(), subject.clone()).await?)),
+        None => None,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Projected>(cfg.pipeline_depth.max(1));
+    let publisher = tokio::spawn(publish_stage(projector.clone(), js.clone(), rx));
     let mut clock = tokio::time::interval(cfg.clock_interval);
     let mut shutdown = pin!(shutdown);
     tracing::info!(consumer = %cfg.consumer, filter = %cfg.filter, "projector running");
+    let mut store_err = None;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = clock.tick() => {
                 let p = projector.clone();
-                let n = tokio::task::spawn_blocking(move || p.raise_overdue(today())).await??;
-                if n > 0 {
-                    match drain_alerts(&projector, &js).await {
-                        Ok(_) => {}
-                        Err(ServiceError::Bus(e)) if e.is_transient() => {
-                            tracing::warn!(error = %e, "bus unavailable; overdue alerts stay in the outbox");
+                match tokio::task::spawn_blocking(move || p.raise_overdue(today())).await {
+                    // New alerts are in the outbox: the publish stage sends them with the next
+                    // batch; without traffic, they go out now.
+                    Ok(Ok(n)) if n > 0 => {
+                        if tx.send(Projected { msgs: Vec::new(), started: Instant::now(), store_time: Duration::ZERO, patients: 0 }).await.is_err() {
+                            break;
                         }
-                        Err(e) => return Err(e),
                     }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => { store_err = Some(e.into()); break; }
+                    Err(e) => { store_err = Some(e.into()); break; }
                 }
             }
-            b = batches.next() => {
-                let Some(batch) = b else { break };
-                let msgs: Vec<jetstream::Message> = batch.into_iter().filter_map(|m| match m {
-                    Ok(m) => Some(m),
-                    Err(e) => { tracing::warn!(error = %e, "consumer stream error; continuing"); None }
-                }).collect();
-                if !msgs.is_empty() {
-                    match handle_batch(&projector, &js, msgs).await {
-                        Ok(()) => {}
-                        // The server is away longer than one publish's retries: the labels and the
-                        // alert outbox are durable, the messages unacknowledged; redelivery after
-                        // ack_wait (or the next batch) publishes the rest. Exiting would stop
-                        // `registry serve` as a whole on a long outage.
-                        Err(ServiceError::Bus(e)) if e.is_transient() => {
-                            tracing::warn!(error = %e, "bus unavailable; batch left unacknowledged for redelivery");
-                            tokio::time::sleep(OUTAGE_PAUSE).await;
+            b = registry_bus::next_batch(&mut messages, cfg.batch_max) => {
+                let Some(msgs) = b else { break };
+                match store_batch(&projector, msgs).await {
+                    Ok(projected) => {
+                        if tx.send(projected).await.is_err() {
+                            // The publish stage stopped with an error: it is reported below.
+                            break;
                         }
-                        Err(e) => return Err(e),
                     }
+                    Err(e) => { store_err = Some(e); break; }
                 }
             }
         }
     }
+    drop(tx);
+    let published = publisher.await?;
+    if let Some(q) = queries {
+        q.abort();
+    }
+    if let Some(e) = store_err {
+        return Err(e);
+    }
+    published?;
     tracing::info!("projector stopped");
     Ok(())
 }
 
-async fn handle_batch(projector: &Projector, js: &jetstream::Context, msgs: Vec<jetstream::Message>) -> Result<(), ServiceError> {
+async fn publish_stage(
+    projector: Projector,
+    js: jetstream::Context,
+    mut rx: tokio::sync::mpsc::Receiver<Projected>,
+) -> Result<(), ServiceError> {
+    while let Some(batch) = rx.recv().await {
+        let t = Instant::now();
+        match drain_alerts(&projector, &js).await {
+            Ok(_) => {}
+            // The server is away longer than one publish's retries: the labels and the alert
+            // outbox are durable, the messages unacknowledged; redelivery after ack_wait (or
+            // the next batch) publishes the rest. Exiting would stop `registry serve` as a
+            // whole on a long outage.
+            Err(ServiceError::Bus(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "bus unavailable; batch left unacknowledged for redelivery");
+                tokio::time::sleep(OUTAGE_PAUSE).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        let t_alerts = t.elapsed();
+        for m in &batch.msgs {
+            if let Err(e) = m.ack().await {
+                tracing::warn!(error = %e, "ack failed; redelivery is absorbed as a duplicate");
+            }
+        }
+        if !batch.msgs.is_empty() {
+            tracing::debug!(
+                n = batch.msgs.len(),
+                patients = batch.patients,
+                store_ms = batch.store_time.as_secs_f64() * 1e3,
+                alerts_ms = t_alerts.as_secs_f64() * 1e3,
+                total_ms = batch.started.elapsed().as_secs_f64() * 1e3,
+                "projector batch"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The store stage of one batch: the events into the projector's log (one flush), then
+/// catch-up (alerts, then labels and checkpoint, each flushed).
+async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Result<Projected, ServiceError> {
+    let started = Instant::now();
     let now = chrono::Utc::now().timestamp_micros();
-    let mut rows: Vec<(String, String, Vec<u8>, i64)> = Vec::with_capacity(msgs.len());
+    let mut rows: Vec<(String, String, bytes::Bytes, i64)> = Vec::with_capacity(msgs.len());
     for m in &msgs {
         match stored::decode(&m.payload) {
             Ok(event) => {
@@ -198,28 +319,21 @@ async fn handle_batch(projector: &Projector, js: &jetstream::Context, msgs: Vec<
                     .and_then(|h| h.get(RECEIVED_AT_HEADER))
                     .and_then(|v| v.as_str().parse::<i64>().ok())
                     .unwrap_or(now);
-                rows.push((event.event_id.hyphenated().to_string(), event.patient_id.as_str().to_owned(), m.payload.to_vec(), received));
+                rows.push((event.event_id.hyphenated().to_string(), event.patient_id.as_str().to_owned(), m.payload.clone(), received));
             }
             // ACCEPTED carries only events the ingest validated; anything else is not ours.
             Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable message on ACCEPTED dropped"),
         }
     }
     let p = projector.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), ServiceError> {
+    let patients = tokio::task::spawn_blocking(move || -> Result<usize, ServiceError> {
         let events: Vec<NewEvent<'_>> = rows
             .iter()
             .map(|(id, pid, content, at)| NewEvent { event_id: id, patient_id: pid, content, received_at_micros: *at })
             .collect();
         p.store().append_batch(&events)?;
-        p.catch_up(today())?;
-        Ok(())
+        Ok(p.catch_up(today())?.patients)
     })
     .await??;
-    drain_alerts(projector, js).await?;
-    for m in &msgs {
-        if let Err(e) = m.ack().await {
-            tracing::warn!(error = %e, "ack failed; redelivery is absorbed as a duplicate");
-        }
-    }
-    Ok(())
+    Ok(Projected { msgs, started, store_time: started.elapsed(), patients })
 }

@@ -363,6 +363,20 @@ enum Query {
     ReadAll(String, std::sync::mpsc::Sender<Result<Vec<StoredMsg>, String>>),
     Publish(String, String, Vec<u8>, std::sync::mpsc::Sender<Result<bool, String>>),
     Request(String, Vec<u8>, std::sync::mpsc::Sender<Result<Vec<u8>, String>>),
+    RequestFull(String, Vec<u8>, Duration, std::sync::mpsc::Sender<Result<Reply, String>>),
+}
+
+/// A core NATS reply: its headers and payload.
+#[derive(Debug, Clone)]
+pub(crate) struct Reply {
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) payload: Vec<u8>,
+}
+
+impl Reply {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
 }
 
 /// The test's own NATS client (async-nats through registry-bus), on a thread of its own with a
@@ -486,6 +500,24 @@ impl Bus {
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(res);
                         }
+                        Query::RequestFull(subject, payload, within, reply) => {
+                            let res = match tokio::time::timeout(within, client.request(subject, payload.into())).await {
+                                Err(_) => Err(format!("no reply within {within:?}")),
+                                Ok(Err(e)) => Err(e.to_string()),
+                                Ok(Ok(m)) => {
+                                    let mut headers = BTreeMap::new();
+                                    if let Some(h) = &m.headers {
+                                        for (k, v) in h.iter() {
+                                            if let Some(v) = v.first() {
+                                                headers.insert(k.to_string(), v.as_str().to_owned());
+                                            }
+                                        }
+                                    }
+                                    Ok(Reply { headers, payload: m.payload.to_vec() })
+                                }
+                            };
+                            let _ = reply.send(res);
+                        }
                     }
                 }
             });
@@ -524,6 +556,11 @@ impl Bus {
     /// One JetStream publish, one attempt; `Ok(duplicate)`.
     pub(crate) fn publish(&self, subject: &str, msg_id: &str, payload: &[u8]) -> Result<bool, String> {
         self.ask(|tx| Query::Publish(subject.to_owned(), msg_id.to_owned(), payload.to_vec(), tx))
+    }
+
+    /// A core NATS request with its reply's headers, failing after `within` without a reply.
+    pub(crate) fn request_full(&self, subject: &str, payload: &[u8], within: Duration) -> Result<Reply, String> {
+        self.ask(|tx| Query::RequestFull(subject.to_owned(), payload.to_vec(), within, tx))
     }
 
     /// A core NATS request (e.g. to the JetStream API).
@@ -642,4 +679,48 @@ pub(crate) fn check_exactly_once(bus: &Bus, ingest_dir: &Path, projector_dir: &P
     assert!(!raised.is_empty(), "the cohort raises alerts");
     assert_eq!(published.len(), raised.len(), "every raised alert published, nothing else");
     assert!(published == raised, "published alert ids differ from the raised ones");
+}
+
+/// The users of deploy/nats-sites.conf (deploy/nats-accounts.conf): password variable, user,
+/// the password the tests give it.
+pub(crate) const PASSWORDS: [(&str, &str, &str); 8] = [
+    ("SITE_FUSCC_PASSWORD", "fuscc", "fuscc-secret"),
+    ("SITE_PUMCH_PASSWORD", "pumch", "pumch-secret"),
+    ("SITE_DEMO_PASSWORD", "demo", "demo-secret"),
+    ("REGISTRY_INGEST_PASSWORD", "ingest", "ingest-secret"),
+    ("REGISTRY_PROJECTOR_PASSWORD", "projector", "projector-secret"),
+    ("REGISTRY_ALERTS_PASSWORD", "alerts", "alerts-secret"),
+    ("REGISTRY_API_PASSWORD", "api", "api-secret"),
+    ("REGISTRY_ADMIN_PASSWORD", "admin", "admin-secret"),
+];
+
+pub(crate) fn password(user: &str) -> &'static str {
+    PASSWORDS.iter().find(|(_, u, _)| *u == user).map(|(_, _, p)| *p).expect("known user")
+}
+
+pub(crate) fn deploy_conf() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/nats-sites.conf")
+}
+
+/// A nats-server running deploy/nats-sites.conf with the passwords above.
+pub(crate) fn start_sites_server() -> registry_testsupport::NatsServer {
+    let mut builder = registry_testsupport::NatsServer::builder().config_file(deploy_conf());
+    for (var, _, pw) in PASSWORDS {
+        builder = builder.env(var, pw);
+    }
+    builder.start().expect("nats-server with deploy/nats-sites.conf")
+}
+
+/// A client configuration as `user` of deploy/nats-sites.conf (sites with their inbox prefix).
+pub(crate) fn as_user(url: &str, user: &str) -> BusConfig {
+    let mut cfg = BusConfig::with_url(url);
+    cfg.client_name = format!("registry-test-{user}");
+    cfg.credentials = registry_bus::Credentials::UserPassword {
+        user: user.to_owned(),
+        password: registry_bus::Secret::new(password(user)),
+    };
+    if ["fuscc", "pumch", "demo"].contains(&user) {
+        cfg.inbox_prefix = Some(format!("_INBOX.{user}"));
+    }
+    cfg
 }
