@@ -2,13 +2,12 @@
 //!
 //! ```text
 //! bench_api ids    --data DIR [--sample N]                        patient ids of the store, N spread evenly
-//! bench_api phases --data DIR --as-of DATE                        the report's phases, timed in-process
+//! bench_api baseline --data DIR                                  open, read and decode the whole log
 //! bench_api load   --url URL --token T --concurrency C --requests N [--ids FILE] [--query Q] PATH
 //! ```
 //!
-//! `phases` times, over one store: reading and decoding every patient's events (the floor: what
-//! any report must read), then the projection of every patient (`labels_in_view`), the report's
-//! numbers (`registry_report::build`) and its JSON. One JSON line on stdout.
+//! `baseline` times, over one store: opening it, reading every event of the log and decoding each
+//! (one thread): merely loading the store, the floor of any report. One JSON line on stdout.
 //!
 //! `load` sends N GET requests with C in flight at all times (C workers on one keep-alive client)
 //! and measures each request from send to the last body byte. PATH may hold `{id}`, replaced in
@@ -22,11 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::NaiveDate;
 use registry_domain::config::Config;
-use registry_domain::view::View;
 use registry_projector::Projector;
-use registry_report::{PatientInput, ReportInput};
 use serde_json::json;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -93,50 +89,32 @@ fn ids(args: &[String]) -> Res<()> {
     Ok(())
 }
 
-fn phases(args: &[String]) -> Res<()> {
-    let projector = open(&need(args, "--data")?)?;
-    let as_of = NaiveDate::parse_from_str(&need(args, "--as-of")?, "%Y-%m-%d")?;
-    let view = View { as_of, known_at: None };
-
-    // 1. The floor: read and decode every patient's events.
+fn baseline(args: &[String]) -> Res<()> {
+    let dir = PathBuf::from(need(args, "--data")?).join("store");
+    // 1. Open (the store rebuilds its in-memory indexes from the log).
     let t = Instant::now();
-    let patients = projector.store().patient_ids()?;
-    let mut progress = Progress::new("read and decode every patient's events", patients.len());
-    let mut events = 0usize;
-    for (i, p) in patients.iter().enumerate() {
-        events += projector.patient_events(p)?.len();
-        progress.tick(i + 1);
+    let store = registry_store::Store::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    let open_s = t.elapsed().as_secs_f64();
+    // 2. Read every event, 3. decode every event (one thread): what any report must do at least.
+    let total = usize::try_from(store.last_seq()).unwrap_or(0);
+    let mut progress = Progress::new("read and decode every event", total);
+    let (mut read_s, mut decode_s, mut n, mut bytes) = (0.0, 0.0, 0usize, 0usize);
+    let mut t = Instant::now();
+    for e in store.iter_from(1) {
+        let e = e?;
+        read_s += t.elapsed().as_secs_f64();
+        t = Instant::now();
+        registry_domain::stored::decode(&e.content)?;
+        decode_s += t.elapsed().as_secs_f64();
+        n += 1;
+        bytes += e.content.len();
+        progress.tick(n);
+        t = Instant::now();
     }
-    let load_s = t.elapsed().as_secs_f64();
-
-    // 2. The projection of every patient in the view (reads the events again).
-    eprintln!("  projecting every patient…");
-    let t = Instant::now();
-    let projections = projector.labels_in_view(&view, None)?;
-    let project_s = t.elapsed().as_secs_f64();
-
-    // 3. The report's numbers, 4. its JSON.
-    eprintln!("  building the report…");
-    let t = Instant::now();
-    let input = ReportInput {
-        as_of,
-        known_at: None,
-        patients: projections.iter().map(PatientInput::from_projection).collect(),
-    };
-    let input_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let report = registry_report::build(&input)?;
-    let build_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let json_len = report.to_json_string().len();
-    let json_s = t.elapsed().as_secs_f64();
     println!(
         "{}",
-        json!({
-            "mode": "phases", "patients": patients.len(), "listed": projections.len(), "events": events,
-            "load_s": load_s, "project_s": project_s, "input_s": input_s, "build_s": build_s, "json_s": json_s,
-            "json_bytes": json_len,
-        })
+        json!({"mode": "baseline", "events": n, "bytes": bytes, "open_s": open_s, "read_s": read_s, "decode_s": decode_s,
+               "load_s": open_s + read_s + decode_s})
     );
     Ok(())
 }
@@ -273,7 +251,7 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ids") => ids(&args),
-        Some("phases") => phases(&args),
+        Some("baseline") => baseline(&args),
         Some("load") => {
             // The load generator: two worker threads (the machine's cores are shared with the server).
             let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
