@@ -137,11 +137,16 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
 }
 
-/// Cancels the token on SIGINT or SIGTERM.
+/// Cancels the token on SIGINT or SIGTERM. The handlers are registered before this returns (not
+/// in the spawned task): a SIGTERM that arrives right after start-up — a supervisor, or a test,
+/// stopping a service it has just restarted — is then a clean stop, never the default "killed".
 fn shutdown_on_signals(token: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
     tokio::spawn(async move {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let wait = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+            match s {
                 Ok(mut s) => {
                     s.recv().await;
                 }
@@ -149,8 +154,8 @@ fn shutdown_on_signals(token: CancellationToken) {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term => {},
+            _ = wait(int) => {},
+            _ = wait(term) => {},
         }
         tracing::info!("shutdown requested; finishing in-flight work");
         token.cancel();

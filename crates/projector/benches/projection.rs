@@ -28,6 +28,14 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
 fn append(store: &Store, events: &[Event], at: i64) {
     let rows: Vec<(String, String, Vec<u8>)> = events
         .iter()
@@ -79,6 +87,7 @@ fn measure(dir: &std::path::Path) {
     let t = Instant::now();
     let store = Store::open(dir).expect("open store");
     println!("store opened (indexes rebuilt) in {:.2} s; {} events", t.elapsed().as_secs_f64(), store.len());
+    eprintln!("after open: RSS {:.0} MiB, peak {:.0} MiB", rss_mib(), peak_rss_mib());
     // Parse: decode every event from the store.
     let t = Instant::now();
     let mut decoded = 0usize;
@@ -88,6 +97,7 @@ fn measure(dir: &std::path::Path) {
         decoded += 1;
     }
     let parse = t.elapsed().as_secs_f64();
+    eprintln!("after parse: RSS {:.0} MiB, peak {:.0} MiB", rss_mib(), peak_rss_mib());
 
     // Full rebuild from an empty checkpoint.
     let view_date = registry_domain::synth::Profile::Ni2019.data_cutoff();
@@ -95,6 +105,7 @@ fn measure(dir: &std::path::Path) {
     let t = Instant::now();
     let full = projector.catch_up(view_date).expect("rebuild");
     let rebuild = t.elapsed().as_secs_f64();
+    eprintln!("after rebuild ({} alerts): RSS {:.0} MiB, peak {:.0} MiB", full.alerts, rss_mib(), peak_rss_mib());
 
     // Incremental: one follow-up for 1 % of the patients.
     let ids = store.patient_ids().expect("patients");

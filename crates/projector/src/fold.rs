@@ -35,13 +35,17 @@ pub struct LabelRecord {
     pub labels: serde_json::Value,
 }
 
+/// How many patients one catch-up refolds and writes at a time (bounds its memory).
+const CATCH_UP_CHUNK: usize = 2_000;
+
 /// The outcome of one catch-up.
 #[derive(Debug, Default)]
 pub struct CatchUp {
     /// Patients whose labels were recomputed.
     pub patients: usize,
-    /// Alerts arising from the change, in patient order.
-    pub alerts: Vec<Alert>,
+    /// How many alerts the change raised (stored in the alert history and outbox; a repeat of
+    /// an already stored alert_id counts but is stored once).
+    pub alerts: usize,
     /// The checkpoint after the step.
     pub through_seq: u64,
 }
@@ -51,6 +55,7 @@ pub struct CatchUp {
 pub struct Projector {
     store: Store,
     cfg: Config,
+    chunk: usize,
 }
 
 fn micros_to_utc(micros: i64) -> DateTime<Utc> {
@@ -69,7 +74,14 @@ struct PatientOnly {
 
 impl Projector {
     pub fn new(store: Store, cfg: Config) -> Projector {
-        Projector { store, cfg }
+        Projector { store, cfg, chunk: CATCH_UP_CHUNK }
+    }
+
+    /// The same projector refolding `patients` patients per written chunk in [`Projector::catch_up`]
+    /// (default 2,000; at least 1). Smaller chunks use less memory; the result is the same.
+    pub fn with_chunk(mut self, patients: usize) -> Projector {
+        self.chunk = patients.max(1);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -137,7 +149,7 @@ impl Projector {
         let before_seq = self.store.labels_through_seq()?;
         let through_seq = self.store.last_seq();
         if through_seq <= before_seq {
-            return Ok(CatchUp { patients: 0, alerts: Vec::new(), through_seq: before_seq });
+            return Ok(CatchUp { patients: 0, alerts: 0, through_seq: before_seq });
         }
         // From an empty checkpoint every patient is touched: the patient index says who they
         // are without reading the log twice.
@@ -147,47 +159,68 @@ impl Projector {
             self.touched_since(before_seq)?
         };
         let view = View { as_of: view_date, known_at: None };
-        let mut writes: Vec<(String, Option<Vec<u8>>)> = Vec::with_capacity(touched.len());
-        let mut alerts = Vec::new();
+        // Patients are refolded and written in chunks so that memory stays bounded however many
+        // are touched (a full rebuild touches all). Every chunk but the last keeps the old
+        // checkpoint: after a crash mid-way the next catch-up redoes the same set from
+        // `before_seq`, overwriting the labels already written and recomputing the same alerts
+        // (same ids, stored once). Readers may meet labels newer than the checkpoint, never older.
         let t0 = std::time::Instant::now();
-        let mut t_read = std::time::Duration::ZERO;
-        let mut n_events = 0usize;
-        for patient_id in &touched {
-            let tr = std::time::Instant::now();
-            let events = self.patient_events(patient_id)?;
-            t_read += tr.elapsed();
-            n_events += events.len();
-            let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
-            let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
-            let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
-            let after = self.project(patient_id, &events, &view);
-            let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).last();
-            let value = match &after {
-                Some(p) => {
-                    alerts.extend(alerts_between(before.as_ref(), p, completing));
-                    let record = LabelRecord {
-                        as_of: view_date,
-                        through_seq,
-                        labels: serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null),
-                    };
-                    Some(serde_json::to_vec(&record).unwrap_or_default())
-                }
-                None => None,
-            };
-            writes.push((patient_id.clone(), value));
+        let touched: Vec<String> = touched.into_iter().collect();
+        let chunks = touched.len().div_ceil(self.chunk).max(1);
+        let mut alerts_raised = 0;
+        for (i, chunk) in touched.chunks(self.chunk).enumerate() {
+            let mut writes: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(chunk.len());
+            let mut alerts = Vec::new();
+            for patient_id in chunk {
+                let events = self.patient_events(patient_id)?;
+                let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
+                let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
+                let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
+                let after = self.project(patient_id, &events, &view);
+                let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).last();
+                let value = match &after {
+                    Some(p) => {
+                        alerts.extend(alerts_between(before.as_ref(), p, completing));
+                        let record = LabelRecord {
+                            as_of: view_date,
+                            through_seq,
+                            labels: serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null),
+                        };
+                        Some(serde_json::to_vec(&record).unwrap_or_default())
+                    }
+                    None => None,
+                };
+                writes.push((patient_id.as_str(), value));
+            }
+            // Alerts first: if the process dies before the labels are written, the next catch-up
+            // computes the same alerts (same ids) and they are stored once. Only the last chunk
+            // flushes (sled's flush is database-wide, so it makes every earlier chunk durable
+            // too, alerts before the checkpoint that covers them); the earlier chunks keep the
+            // old checkpoint, so losing them in a crash loses nothing.
+            let last = i + 1 == chunks;
+            self.persist_alerts(&alerts, last)?;
+            alerts_raised += alerts.len();
+            if last {
+                self.store.put_labels_batch(writes, through_seq)?;
+            } else {
+                self.store.put_labels_batch_unflushed(writes, before_seq)?;
+            }
         }
-        // Alerts first: if the process dies before the labels are written, the next catch-up
-        // computes the same alerts (same ids) and they are stored once.
-        let t_fold = t0.elapsed();
-        self.persist_alerts(&alerts)?;
-        let t_alerts = t0.elapsed() - t_fold;
-        self.store.put_labels_batch(writes, through_seq)?;
-        tracing::debug!(patients = touched.len(), n_events, read_ms = t_read.as_secs_f64()*1e3, fold_ms = (t_fold - t_read).as_secs_f64()*1e3, alerts = alerts.len(), put_alerts_ms = t_alerts.as_secs_f64()*1e3, put_labels_ms = (t0.elapsed() - t_fold - t_alerts).as_secs_f64()*1e3, "catch-up");
-        Ok(CatchUp { patients: touched.len(), alerts, through_seq })
+        if touched.is_empty() {
+            self.store.put_labels_batch(Vec::<(&str, Option<Vec<u8>>)>::new(), through_seq)?;
+        }
+        tracing::debug!(
+            patients = touched.len(),
+            chunks,
+            alerts = alerts_raised,
+            ms = t0.elapsed().as_secs_f64() * 1e3,
+            "catch-up"
+        );
+        Ok(CatchUp { patients: touched.len(), alerts: alerts_raised, through_seq })
     }
 
     /// Stores alerts in the history and the outbox (each alert_id once).
-    fn persist_alerts(&self, alerts: &[Alert]) -> Result<usize, ProjectorError> {
+    fn persist_alerts(&self, alerts: &[Alert], flush: bool) -> Result<usize, ProjectorError> {
         if alerts.is_empty() {
             return Ok(0);
         }
@@ -200,7 +233,8 @@ impl Projector {
                 (id, kind, serde_json::to_vec(&v).unwrap_or_default())
             })
             .collect();
-        Ok(self.store.put_alerts(&rows, Utc::now().timestamp_micros())?)
+        let at = Utc::now().timestamp_micros();
+        Ok(if flush { self.store.put_alerts(&rows, at)? } else { self.store.put_alerts_unflushed(&rows, at)? })
     }
 
     /// The clock task: raises `followup_overdue` for every patient whose last assessment is too
@@ -214,7 +248,7 @@ impl Projector {
                 alerts.extend(registry_domain::alerts::followup_overdue(&p, view_date, &self.cfg));
             }
         }
-        self.persist_alerts(&alerts)
+        self.persist_alerts(&alerts, true)
     }
 
     /// Labels of every listed patient (or one) in a view, recomputed from the log, sorted by

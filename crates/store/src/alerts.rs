@@ -62,6 +62,18 @@ impl Store {
     /// Records alerts `(alert_id, kind, body)` not seen before, in the history and the outbox, in
     /// one atomic batch, and flushes. Returns how many were new.
     pub fn put_alerts(&self, alerts: &[(String, String, Vec<u8>)], at_micros: i64) -> Result<usize, StoreError> {
+        let new = self.put_alerts_unflushed(alerts, at_micros)?;
+        self.db.flush()?;
+        Ok(new)
+    }
+
+    /// [`Store::put_alerts`] without the flush: atomic, durable only with the next flush (any
+    /// flushing call). For a caller that writes several batches and flushes once at the end.
+    pub fn put_alerts_unflushed(
+        &self,
+        alerts: &[(String, String, Vec<u8>)],
+        at_micros: i64,
+    ) -> Result<usize, StoreError> {
         let tree = self.alerts_tree()?;
         let mut batch = sled::Batch::default();
         let mut seen = std::collections::HashSet::new();
@@ -83,7 +95,6 @@ impl Store {
             new += 1;
         }
         tree.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(new)
     }
 

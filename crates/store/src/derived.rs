@@ -26,6 +26,19 @@ impl Store {
         P: AsRef<str>,
         B: AsRef<[u8]>,
     {
+        self.put_labels_batch_unflushed(labels, through_seq)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// [`Store::put_labels_batch`] without the flush: atomic, durable only with the next flush
+    /// (any flushing call). For a caller that writes several batches and flushes once at the end.
+    pub fn put_labels_batch_unflushed<I, P, B>(&self, labels: I, through_seq: u64) -> Result<(), StoreError>
+    where
+        I: IntoIterator<Item = (P, Option<B>)>,
+        P: AsRef<str>,
+        B: AsRef<[u8]>,
+    {
         let mut batch = sled::Batch::default();
         for (patient_id, value) in labels {
             let key = label_key(patient_id.as_ref());
@@ -36,7 +49,6 @@ impl Store {
         }
         batch.insert(THROUGH_SEQ_KEY, &through_seq.to_be_bytes());
         self.labels.apply_batch(batch)?;
-        self.db.flush()?;
         Ok(())
     }
 

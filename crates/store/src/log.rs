@@ -16,7 +16,7 @@ use crate::rejections::Rejection;
 
 /// A batch's frames are split into segments of about this many bytes, so that one sled value
 /// stays a reasonable unit to read back (a batch of 1,000 typical events is ~0.6 MiB).
-const SEGMENT_TARGET_BYTES: usize = 4 << 20;
+const SEGMENT_TARGET_BYTES: usize = 64 << 10;
 
 /// One event to append. The caller (the domain crate's validation) extracts the keys from the
 /// canonical content; the store treats `content` as opaque bytes.
@@ -76,7 +76,7 @@ pub struct StoreConfig {
 /// sled's page-cache budget, 256 MiB (sled's own default is 1 GiB). It bounds most of the
 /// store's memory besides the in-memory indexes; the OS page cache still holds the files, so a
 /// small budget costs little on reads.
-pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// State only the single writer touches, under one mutex: the tail of the chain and the next
 /// rejection id. Updated only after sled accepted the batch, so an error leaves it true.
