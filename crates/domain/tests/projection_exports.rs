@@ -99,3 +99,35 @@ fn the_enrolment_that_counts_is_exported() {
     let p = Tl::new().crizotinib("2015-03-02").enrolled("2015-04-01").project("2015-03-15");
     assert!(p.enrollment.is_none());
 }
+
+#[test]
+fn events_by_patient_groups_a_whole_log_with_the_link_targets_of_other_patients() {
+    use registry_domain::config::Config;
+    use registry_domain::projection::project_patient;
+    use registry_domain::view::{events_by_patient, View};
+    // Two patients interleaved in the log; P002 retracts one of P001's events (a cross-patient
+    // link: ignored, with a finding, so P002's group must hold that event of P001).
+    let a = base().scan("2015-02-20", vec![p1(40.0)]);
+    let target = a.id_at(2);
+    let b = Tl::for_patient("P002").enrolled("2015-01-05").crizotinib("2015-02-01").retract("2015-03-01", target);
+    let mut log = Vec::new();
+    let (ra, rb) = (a.recorded(), b.recorded());
+    for i in 0..ra.len().max(rb.len()) {
+        log.extend(ra.get(i).cloned());
+        log.extend(rb.get(i).cloned());
+    }
+    for (i, r) in log.iter_mut().enumerate() {
+        r.seq = i as u64 + 1;
+    }
+    let groups = events_by_patient(log.clone());
+    let ids: Vec<&str> = groups.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(ids, ["P001", "P002"]);
+    assert_eq!(groups[0].1.len(), ra.len());
+    assert_eq!(groups[1].1.len(), rb.len() + 1, "P002 also carries the P001 event its retraction names");
+    assert!(groups[1].1.iter().any(|r| r.event.event_id == target));
+    // Projecting each group gives what projecting over the whole log gives.
+    let view = View::as_of(d(VIEW));
+    for (pid, events) in &groups {
+        assert_eq!(project_patient(pid, events, &view, &Config::default()), project_patient(pid, &log, &view, &Config::default()));
+    }
+}
