@@ -139,7 +139,7 @@ pub async fn serve_queries(
             async move {
                 let Some(reply) = msg.reply.clone() else { return };
                 // Room for the headers and the protocol line.
-                let max_bytes = usize::try_from(client.server_info().max_payload).unwrap_or(1 << 20).saturating_sub(4096);
+                let max_bytes = client.server_info().max_payload.saturating_sub(4096);
                 let payload = msg.payload.clone();
                 let answer = tokio::task::spawn_blocking(move || query::answer(&projector, &payload, today(), max_bytes))
                     .await
