@@ -177,7 +177,7 @@ impl Projector {
                 let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
                 let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
                 let after = self.project(patient_id, &events, &view);
-                let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).last();
+                let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).next_back();
                 let value = match &after {
                     Some(p) => {
                         alerts.extend(alerts_between(before.as_ref(), p, completing));
