@@ -101,7 +101,10 @@ fn measure(dir: &std::path::Path) {
 
     // Full rebuild from an empty checkpoint.
     let view_date = registry_domain::synth::Profile::Ni2019.data_cutoff();
-    let projector = Projector::new(store.clone(), Config::default());
+    let mut projector = Projector::new(store.clone(), Config::default());
+    if let Some(chunk) = std::env::var("BENCH_CHUNK").ok().and_then(|s| s.parse().ok()) {
+        projector = projector.with_chunk(chunk);
+    }
     let t = Instant::now();
     let full = projector.catch_up(view_date).expect("rebuild");
     let rebuild = t.elapsed().as_secs_f64();
