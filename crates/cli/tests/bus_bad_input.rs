@@ -45,12 +45,7 @@ fn a_site_cannot_publish_for_another_site_and_a_foreign_site_id_is_rejected_site
     let url = nats.url();
     let admin = Bus::connect_with(as_user(&url, "admin")).expect("admin connects");
     let (ingest_dir, projector_dir) = (tmp.path().join("ingest"), tmp.path().join("projector"));
-    let mut ingest = Service::ingest(&url, &ingest_dir, tmp.path())
-        .env("REGISTRY_NATS_USER", "ingest")
-        .env("REGISTRY_NATS_PASSWORD", password("ingest"));
-    let mut projector = Service::projector(&url, &projector_dir, tmp.path())
-        .env("REGISTRY_NATS_USER", "projector")
-        .env("REGISTRY_NATS_PASSWORD", password("projector"));
+    let (mut ingest, mut projector) = services_as_users(&url, tmp.path());
     ingest.start();
     projector.start();
 

@@ -37,13 +37,7 @@ fn the_projector_answers_label_queries_for_the_api_and_a_site_may_not_ask() {
     let nats = start_sites_server();
     let url = nats.url();
     let admin = Bus::connect_with(as_user(&url, "admin")).expect("admin connects");
-    let (ingest_dir, projector_dir) = (tmp.path().join("ingest"), tmp.path().join("projector"));
-    let mut ingest = Service::ingest(&url, &ingest_dir, tmp.path())
-        .env("REGISTRY_NATS_USER", "ingest")
-        .env("REGISTRY_NATS_PASSWORD", password("ingest"));
-    let mut projector = Service::projector(&url, &projector_dir, tmp.path())
-        .env("REGISTRY_NATS_USER", "projector")
-        .env("REGISTRY_NATS_PASSWORD", password("projector"));
+    let (mut ingest, mut projector) = services_as_users(&url, tmp.path());
     ingest.start();
     projector.start();
     poll_until("the EVENTS stream", Duration::from_secs(60), || admin.stream_len("EVENTS"), |n| n.map(|_| ()));

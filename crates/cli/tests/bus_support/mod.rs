@@ -711,6 +711,19 @@ pub(crate) fn start_sites_server() -> registry_testsupport::NatsServer {
     builder.start().expect("nats-server with deploy/nats-sites.conf")
 }
 
+/// `registry ingest` and `registry project` against a deploy/nats-sites.conf server, each
+/// logged in as its own service user, with their stores in `tmp/ingest` and `tmp/projector`
+/// (not started).
+pub(crate) fn services_as_users(url: &str, tmp: &Path) -> (Service, Service) {
+    let ingest = Service::ingest(url, &tmp.join("ingest"), tmp)
+        .env("REGISTRY_NATS_USER", "ingest")
+        .env("REGISTRY_NATS_PASSWORD", password("ingest"));
+    let projector = Service::projector(url, &tmp.join("projector"), tmp)
+        .env("REGISTRY_NATS_USER", "projector")
+        .env("REGISTRY_NATS_PASSWORD", password("projector"));
+    (ingest, projector)
+}
+
 /// A client configuration as `user` of deploy/nats-sites.conf (sites with their inbox prefix).
 pub(crate) fn as_user(url: &str, user: &str) -> BusConfig {
     let mut cfg = BusConfig::with_url(url);
