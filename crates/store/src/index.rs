@@ -30,6 +30,12 @@ pub(crate) struct Index {
     patients: FxHashMap<Box<str>, Vec<u64>>,
     /// Every segment, ascending by first seq (to find the segment holding a seq).
     segments: Vec<SegmentRef>,
+    /// `frame_offsets[n - 1]`: where seq n's frame starts inside its segment, so one event is
+    /// read with one small `pread` instead of its whole segment (a patient's events are spread
+    /// over as many segments as it has events). Filled while seqs are contiguous from 1 — always,
+    /// unless the log was damaged; a seq past it is read through its whole segment. 4 bytes per
+    /// event.
+    frame_offsets: Vec<u32>,
 }
 
 impl Index {
@@ -42,6 +48,7 @@ impl Index {
                 continue;
             };
             for frame in codec::frames(&bytes).flatten() {
+                index.note_frame(frame.seq, frame.offset);
                 index.insert(
                     &String::from_utf8_lossy(frame.event_id),
                     &String::from_utf8_lossy(frame.patient_id),
@@ -72,6 +79,29 @@ impl Index {
                 self.patients.insert(patient_id.into(), vec![seq]);
             }
         }
+    }
+
+    /// Notes where seq's frame starts in its segment (only while seqs come contiguous from 1).
+    pub(crate) fn note_frame(&mut self, seq: u64, offset: usize) {
+        if seq == self.frame_offsets.len() as u64 + 1 {
+            self.frame_offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The segment holding `seq` and the byte range of its frame inside it, when known.
+    pub(crate) fn frame_range(&self, seq: u64) -> Option<(SegmentRef, usize, usize)> {
+        let seg = self.segment_of(seq)?;
+        let loc = seg.1?;
+        let at = |n: u64| {
+            let i = usize::try_from(n.checked_sub(1)?).ok()?;
+            self.frame_offsets.get(i).copied().filter(|&o| o != u32::MAX)
+        };
+        let start = at(seq)?;
+        let end = match at(seq + 1) {
+            Some(next) if self.segment_of(seq + 1).map(|s| s.0) == Some(seg.0) => next,
+            _ => loc.len,
+        };
+        (start < end && end <= loc.len).then_some((seg, start as usize, end as usize))
     }
 
     /// Notes a new segment (always after every existing one), or the new place of a rewritten

@@ -224,15 +224,16 @@ impl Store {
             let (found, placed) = self.place(&w, events)?;
             outcomes = found;
             if !placed.is_empty() {
-                let (batch, segments, head, tail) = self.stage(&w, &placed)?;
+                let (batch, segments, frame_offsets, head, tail) = self.stage(&w, &placed)?;
                 self.log.apply_batch(batch)?;
                 w.tail = tail;
                 let mut index = self.write_index();
                 for (first, loc) in segments {
                     index.put_segment(first, loc);
                 }
-                for p in &placed {
+                for (p, offset) in placed.iter().zip(frame_offsets) {
                     index.insert(p.event.event_id, p.event.patient_id, p.seq);
+                    index.note_frame(p.seq, offset);
                 }
                 drop(index);
                 (w.last_seq, w.head_hash) = head;
@@ -301,7 +302,7 @@ impl Store {
         &self,
         w: &Writer,
         placed: &[Placed<'_>],
-    ) -> Result<(sled::Batch, Vec<(u64, Locator)>, (u64, Hash), Tail), StoreError> {
+    ) -> Result<(sled::Batch, Vec<(u64, Locator)>, Vec<usize>, (u64, Hash), Tail), StoreError> {
         let mut batch = sled::Batch::default();
         let mut head = w.head_hash;
         let mut last = w.last_seq;
@@ -309,6 +310,8 @@ impl Store {
         let mut bytes = Vec::with_capacity(size);
         // (first seq, offset in `bytes`, length)
         let mut parts = Vec::new();
+        // Each frame's offset inside its segment, in seq order.
+        let mut frame_offsets = Vec::with_capacity(placed.len());
         for chunk in segment_chunks(placed) {
             let first = chunk[0].seq;
             let start = bytes.len();
@@ -317,6 +320,7 @@ impl Store {
                 let e = p.event;
                 let (eid, pid) = (e.event_id.as_bytes(), e.patient_id.as_bytes());
                 let hash = codec::chain_hash(&head, p.seq, e.received_at_micros, eid, pid, e.content);
+                frame_offsets.push(segment.len() - start);
                 codec::encode_frame(
                     segment,
                     &FrameIn {
@@ -356,7 +360,7 @@ impl Store {
             file,
             end: offset + bytes.len() as u64,
         };
-        Ok((batch, segments, (last, head), tail))
+        Ok((batch, segments, frame_offsets, (last, head), tail))
     }
 
     /// The bytes of a segment the index knows.
@@ -376,6 +380,9 @@ impl Store {
     }
 
     fn get_with(&self, index: &Index, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        if let Some(found) = self.located_frames(index, seq, 1)? {
+            return Ok(found.into_iter().next());
+        }
         let Some(seg) = index.segment_of(seq) else {
             return Ok(None);
         };
@@ -396,6 +403,22 @@ impl Store {
         let mut out = Vec::with_capacity(seqs.len());
         let mut i = 0;
         while i < seqs.len() {
+            // Fast path: a run of consecutive seqs in one segment, read as one byte range.
+            let index = self.read_index();
+            let mut run = 1;
+            while i + run < seqs.len()
+                && seqs[i + run] == seqs[i] + run as u64
+                && index.segment_of(seqs[i + run]).map(|s| s.0) == index.segment_of(seqs[i]).map(|s| s.0)
+            {
+                run += 1;
+            }
+            let located = self.located_frames(&index, seqs[i], run)?;
+            drop(index);
+            if let Some(found) = located {
+                out.extend(found);
+                i += run;
+                continue;
+            }
             let seg = self.read_index().segment_of(seqs[i]);
             let segment = match seg {
                 Some(seg) => Some((seg.0, self.read_segment(seg)?)),
@@ -419,6 +442,36 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Reads the `n` consecutive events from `seq` (all in one segment) with one `pread` of their
+    /// frames, when the index knows where they are and the bytes say the same; `None` sends the
+    /// caller to the whole-segment path (which reports damage precisely).
+    fn located_frames(&self, index: &Index, seq: u64, n: usize) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let last = seq + n as u64 - 1;
+        let (Some((seg, start, _)), Some((last_seg, _, end))) = (index.frame_range(seq), index.frame_range(last)) else {
+            return Ok(None);
+        };
+        let (first, Some(loc)) = seg else {
+            return Ok(None);
+        };
+        if last_seg.0 != first || end <= start {
+            return Ok(None);
+        }
+        let Ok(bytes) = self.files.read_part(first, loc, start, end) else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(n);
+        for (k, frame) in codec::frames(&bytes).enumerate() {
+            match frame {
+                Ok(f) if f.seq == seq + k as u64 => match decode_event(&f) {
+                    Ok(e) => out.push(e),
+                    Err(_) => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        }
+        Ok((out.len() == n).then_some(out))
     }
 
     /// Streams every event with seq ≥ `seq` in seq order, one segment in memory at a time.

@@ -183,6 +183,17 @@ impl SegmentFiles {
         }
     }
 
+    /// Reads bytes `start..end` of one segment (frames the index located).
+    pub(crate) fn read_part(&self, first: u64, loc: Locator, start: usize, end: usize) -> Result<Vec<u8>, StoreError> {
+        let len = u32::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let part = Locator {
+            file: loc.file,
+            offset: loc.offset + start as u64,
+            len,
+        };
+        self.read(first, part)
+    }
+
     /// Writes `bytes` (one or more segments back to back) at the tail, rolling to a new file
     /// first if the current one would pass [`FILE_TARGET_BYTES`], and syncs them. Returns where
     /// they went; the caller commits locators inside that range, then advances its tail with
