@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bench_api ids    --data DIR [--sample N]                        patient ids of the store, N spread evenly
-//! bench_api baseline --data DIR                                  open, read and decode the whole log
+//! bench_api baseline --data DIR [--value-decoder]               open, read and decode the whole log
 //! bench_api load   --url URL --token T --concurrency C --requests N [--ids FILE] [--query Q] PATH
 //! ```
 //!
@@ -91,6 +91,8 @@ fn ids(args: &[String]) -> Res<()> {
 
 fn baseline(args: &[String]) -> Res<()> {
     let dir = PathBuf::from(need(args, "--data")?).join("store");
+    // `--value-decoder`: decode through a `serde_json::Value` (the decoder before issue 6), to compare.
+    let via_value = args.iter().any(|a| a == "--value-decoder");
     // 1. Open (the store rebuilds its in-memory indexes from the log).
     let t = Instant::now();
     let store = registry_store::Store::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
@@ -104,7 +106,11 @@ fn baseline(args: &[String]) -> Res<()> {
         let e = e?;
         read_s += t.elapsed().as_secs_f64();
         t = Instant::now();
-        registry_domain::stored::decode(&e.content)?;
+        if via_value {
+            registry_domain::stored::decode_via_value(&e.content)?;
+        } else {
+            registry_domain::stored::decode(&e.content)?;
+        }
         decode_s += t.elapsed().as_secs_f64();
         n += 1;
         bytes += e.content.len();
@@ -113,7 +119,7 @@ fn baseline(args: &[String]) -> Res<()> {
     }
     println!(
         "{}",
-        json!({"mode": "baseline", "events": n, "bytes": bytes, "open_s": open_s, "read_s": read_s, "decode_s": decode_s,
+        json!({"mode": "baseline", "decoder": if via_value { "value" } else { "typed" }, "events": n, "bytes": bytes, "open_s": open_s, "read_s": read_s, "decode_s": decode_s,
                "load_s": open_s + read_s + decode_s})
     );
     Ok(())
