@@ -12,7 +12,8 @@
 //! `load` sends N GET requests with C in flight at all times (C workers on one keep-alive client)
 //! and measures each request from send to the last body byte. PATH may hold `{id}`, replaced in
 //! turn by the ids of `--ids` (one a line). One JSON line on stdout: requests, errors, status
-//! counts, requests/s and latency percentiles in ms. Progress goes to stderr.
+//! counts, requests/s, latency percentiles in ms and the CPU seconds the generator itself used
+//! (`generator_cpu_s`). Progress goes to stderr.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -125,6 +126,17 @@ fn baseline(args: &[String]) -> Res<()> {
     Ok(())
 }
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux; clock
+/// ticks of 1/100 s). `None` elsewhere.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -176,6 +188,7 @@ async fn load(args: Vec<String>) -> Res<()> {
 
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
+    let cpu_at_start = own_cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -238,6 +251,7 @@ async fn load(args: Vec<String>) -> Res<()> {
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_s = own_cpu_seconds().map(|c| c - cpu_at_start);
     let _ = ticker.await;
     lat.sort_by(f64::total_cmp);
     let mean = if lat.is_empty() { f64::NAN } else { lat.iter().sum::<f64>() / lat.len() as f64 };
@@ -248,6 +262,7 @@ async fn load(args: Vec<String>) -> Res<()> {
             "statuses": statuses, "seconds": elapsed, "requests_per_s": lat.len() as f64 / elapsed,
             "mean_ms": mean, "p50_ms": percentile(&lat, 0.50), "p90_ms": percentile(&lat, 0.90),
             "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+            "generator_cpu_s": cpu_s,
         })
     );
     Ok(())
