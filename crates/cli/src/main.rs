@@ -5,6 +5,13 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the report, import and projection allocate many
+/// small strings, maps and vectors from several threads, where glibc's malloc (arena locks,
+/// consolidation, returning pages to the kernel and faulting them in again) cost about a fifth of
+/// a 100,000-patient report (perf; docs/report.md, "Benchmark").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod api_cmd;
 mod export_cmd;
 mod import_cmd;
