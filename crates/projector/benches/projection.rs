@@ -13,6 +13,11 @@
 
 use std::time::Instant;
 
+/// The same allocator as the `registry` binary (crates/cli/src/main.rs), which runs the
+/// projector in production.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use registry_domain::config::Config;
 use registry_domain::events::{Event, FollowupStatus, Payload};
 use registry_domain::stored;

@@ -35,6 +35,15 @@ pub struct LabelRecord {
     pub labels: serde_json::Value,
 }
 
+/// [`LabelRecord`] as written, borrowing the labels: the same JSON bytes (same field order;
+/// serde_json keeps struct order with `preserve_order`) without building a `Value` first.
+#[derive(Serialize)]
+struct LabelRecordRef<'a, L: Serialize> {
+    as_of: NaiveDate,
+    through_seq: u64,
+    labels: &'a L,
+}
+
 /// How many patients one catch-up refolds and writes at a time (bounds its memory).
 const CATCH_UP_CHUNK: usize = 2_000;
 
@@ -181,11 +190,7 @@ impl Projector {
                 let value = match &after {
                     Some(p) => {
                         alerts.extend(alerts_between(before.as_ref(), p, completing));
-                        let record = LabelRecord {
-                            as_of: view_date,
-                            through_seq,
-                            labels: serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null),
-                        };
+                        let record = LabelRecordRef { as_of: view_date, through_seq, labels: &p.labels };
                         Some(serde_json::to_vec(&record).unwrap_or_default())
                     }
                     None => None,
@@ -226,12 +231,7 @@ impl Projector {
         }
         let rows: Vec<(String, String, Vec<u8>)> = alerts
             .iter()
-            .map(|a| {
-                let v = serde_json::to_value(a).unwrap_or(serde_json::Value::Null);
-                let id = v["alert_id"].as_str().unwrap_or_default().to_owned();
-                let kind = v["kind"].as_str().unwrap_or("unknown").to_owned();
-                (id, kind, serde_json::to_vec(&v).unwrap_or_default())
-            })
+            .map(|a| (a.alert_id.clone(), a.kind.as_str().to_owned(), serde_json::to_vec(a).unwrap_or_default()))
             .collect();
         let at = Utc::now().timestamp_micros();
         Ok(if flush { self.store.put_alerts(&rows, at)? } else { self.store.put_alerts_unflushed(&rows, at)? })
