@@ -56,6 +56,11 @@ enum Command {
     Api(api_cmd::ApiArgs),
 }
 
+/// mimalloc instead of glibc malloc: the live services allocate per event (JSON values, buffers)
+/// and glibc's malloc and free were about a third of their CPU samples (docs/bus.md, "Benchmark").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

@@ -5,6 +5,7 @@
 //! computed before a crash is published after it; a recomputed alert has the same id (same facts)
 //! and is stored and delivered once.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use registry_bus::{publish_with_id, subjects, BusError};
 use registry_domain::stored;
-use registry_store::{NewEvent, StoreError};
+use registry_domain::events::Event;
+use registry_store::{AppendOutcome, NewEvent, StoreError};
 
 use crate::fold::{Projector, ProjectorError};
 use crate::query::{self, QUEUE_GROUP};
@@ -310,6 +312,7 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_micros();
     let mut rows: Vec<(String, String, bytes::Bytes, i64)> = Vec::with_capacity(msgs.len());
+    let mut decoded = Vec::with_capacity(msgs.len());
     for m in &msgs {
         match stored::decode(&m.payload) {
             Ok(event) => {
@@ -320,6 +323,7 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
                     .and_then(|v| v.as_str().parse::<i64>().ok())
                     .unwrap_or(now);
                 rows.push((event.event_id.hyphenated().to_string(), event.patient_id.as_str().to_owned(), m.payload.clone(), received));
+                decoded.push(event);
             }
             // ACCEPTED carries only events the ingest validated; anything else is not ours.
             Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable message on ACCEPTED dropped"),
@@ -331,8 +335,18 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
             .iter()
             .map(|(id, pid, content, at)| NewEvent { event_id: id, patient_id: pid, content, received_at_micros: *at })
             .collect();
-        p.store().append_batch(&events)?;
-        Ok(p.catch_up(today())?.patients)
+        let outcomes = p.store().append_batch(&events)?;
+        // The events just stored are decoded already: catch-up reuses them instead of decoding
+        // the same bytes again from the log.
+        let fresh: HashMap<u64, Event> = outcomes
+            .into_iter()
+            .zip(decoded)
+            .filter_map(|(o, event)| match o {
+                AppendOutcome::Accepted { seq } => Some((seq, event)),
+                _ => None,
+            })
+            .collect();
+        Ok(p.catch_up_with(today(), fresh)?.patients)
     })
     .await??;
     Ok(Projected { msgs, started, store_time: started.elapsed(), patients })
