@@ -233,12 +233,14 @@ impl Projector {
                 writes.push((patient_id.as_str(), value));
             }
             // Alerts first: if the process dies before the labels are written, the next catch-up
-            // computes the same alerts (same ids) and they are stored once. Only the last chunk
-            // flushes (sled's flush is database-wide, so it makes every earlier chunk durable
-            // too, alerts before the checkpoint that covers them); the earlier chunks keep the
-            // old checkpoint, so losing them in a crash loses nothing.
+            // computes the same alerts (same ids) and they are stored once. One flush, after the
+            // last chunk's labels and checkpoint, makes the whole catch-up durable (sled's flush
+            // is database-wide). The alerts are written before the checkpoint that covers them,
+            // and sled recovers its writes in order (a crash leaves a prefix of them), so a
+            // checkpoint that survived a crash has its alerts. The earlier chunks keep the old
+            // checkpoint, so losing them in a crash loses nothing.
             let last = i + 1 == chunks;
-            self.persist_alerts(&alerts, last)?;
+            self.persist_alerts(&alerts, false)?;
             alerts_raised += alerts.len();
             if last {
                 self.store.put_labels_batch(writes, through_seq)?;

@@ -5,7 +5,7 @@
 //! computed before a crash is published after it; a recomputed alert has the same id (same facts)
 //! and is stored and delivered once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -77,41 +77,61 @@ pub enum ServiceError {
 /// alerts than one round takes, and nothing else would publish the rest before the next batch
 /// arrives (regression: alerts beyond the first 10,000 stayed unpublished when the stream ended).
 pub async fn drain_alerts(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
-    let mut total = 0;
+    let published = publish_alerts(projector, js).await?;
+    let n = published.len();
+    mark_alerts_done(projector, published).await?;
+    Ok(n)
+}
+
+/// How many outbox entries one scan reads.
+const ALERT_ROUND: usize = 10_000;
+
+/// Publishes every alert in the outbox (`Nats-Msg-Id = alert_id`, acks awaited) and returns the
+/// ids published, not yet marked done: the caller marks them with [`mark_alerts_done`] (an
+/// entry left unmarked is published again later and dropped by the stream as a duplicate).
+async fn publish_alerts(projector: &Projector, js: &jetstream::Context) -> Result<Vec<String>, ServiceError> {
+    let mut published: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     loop {
-        let n = drain_alerts_once(projector, js).await?;
-        if n == 0 {
-            return Ok(total);
+        let store = projector.store().clone();
+        let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(ALERT_ROUND)).await??;
+        let full = pending.len() >= ALERT_ROUND;
+        let todo: Vec<(String, String, Vec<u8>)> = pending.into_iter().filter(|(id, _, _)| !seen.contains(id)).collect();
+        if todo.is_empty() {
+            if !full {
+                return Ok(published);
+            }
+            // A whole round is published but not yet marked: mark it so the scan moves on.
+            mark_alerts_done(projector, std::mem::take(&mut published)).await?;
+            continue;
         }
-        total += n;
+        let results: Vec<Result<String, ServiceError>> = futures::stream::iter(todo.into_iter().map(|(alert_id, kind, body)| {
+            let js = js.clone();
+            async move {
+                let subject = subjects::alerts_subject(&kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
+                publish_with_id(&js, &subject, &alert_id, None, body.into()).await?;
+                Ok(alert_id)
+            }
+        }))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+        for r in results {
+            let id = r?;
+            seen.insert(id.clone());
+            published.push(id);
+        }
     }
 }
 
-async fn drain_alerts_once(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
-    let store = projector.store().clone();
-    let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(10_000)).await??;
-    if pending.is_empty() {
-        return Ok(0);
+/// Removes published alerts from the outbox (flushed).
+async fn mark_alerts_done(projector: &Projector, ids: Vec<String>) -> Result<(), ServiceError> {
+    if ids.is_empty() {
+        return Ok(());
     }
-    let mut done = Vec::with_capacity(pending.len());
-    let results: Vec<Result<String, ServiceError>> = futures::stream::iter(pending.into_iter().map(|(alert_id, kind, body)| {
-        let js = js.clone();
-        async move {
-            let subject = subjects::alerts_subject(&kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
-            publish_with_id(&js, &subject, &alert_id, None, body.into()).await?;
-            Ok(alert_id)
-        }
-    }))
-    .buffer_unordered(64)
-    .collect()
-    .await;
-    for r in results {
-        done.push(r?);
-    }
-    let n = done.len();
     let store = projector.store().clone();
-    tokio::task::spawn_blocking(move || store.alert_outbox_done(&done)).await??;
-    Ok(n)
+    tokio::task::spawn_blocking(move || store.alert_outbox_done(&ids)).await??;
+    Ok(())
 }
 
 /// How long to pause after the bus stayed unavailable through a publish's retries.
@@ -273,8 +293,8 @@ async fn publish_stage(
 ) -> Result<(), ServiceError> {
     while let Some(batch) = rx.recv().await {
         let t = Instant::now();
-        match drain_alerts(&projector, &js).await {
-            Ok(_) => {}
+        let published = match publish_alerts(&projector, &js).await {
+            Ok(ids) => ids,
             // The server is away longer than one publish's retries: the labels and the alert
             // outbox are durable, the messages unacknowledged; redelivery after ack_wait (or
             // the next batch) publishes the rest. Exiting would stop `registry serve` as a
@@ -285,13 +305,16 @@ async fn publish_stage(
                 continue;
             }
             Err(e) => return Err(e),
-        }
+        };
         let t_alerts = t.elapsed();
         for m in &batch.msgs {
             if let Err(e) = m.ack().await {
                 tracing::warn!(error = %e, "ack failed; redelivery is absorbed as a duplicate");
             }
         }
+        // After the acks: marking is bookkeeping (its flush need not delay them), but it is
+        // done before the next batch reads the outbox, which would otherwise publish these again.
+        mark_alerts_done(&projector, published).await?;
         if !batch.msgs.is_empty() {
             tracing::debug!(
                 n = batch.msgs.len(),
