@@ -199,8 +199,9 @@ fn max_ack_pending(batch_max: usize, depth: usize) -> i64 {
 ///
 /// Two stages run concurrently (docs/bus.md, "Pipelining"): *store* takes every message
 /// waiting (up to `batch_max`), appends them to the projector's log and catches up (alerts,
-/// then labels with their checkpoint, each flushed); *publish* publishes the alert outbox
-/// (`Nats-Msg-Id = alert_id`), awaits the acks, then acknowledges the batch's messages. So a
+/// then labels with their checkpoint, one flush); *publish* publishes the alert outbox
+/// (`Nats-Msg-Id = alert_id`), awaits the acks, acknowledges the batch's messages, then marks
+/// the alerts done. So a
 /// message is acknowledged only after its labels and alerts are durable and its alerts are on
 /// ALERTS, while the next batch is already being stored.
 pub async fn run(
@@ -330,7 +331,7 @@ async fn publish_stage(
 }
 
 /// The store stage of one batch: the events into the projector's log (one flush), then
-/// catch-up (alerts, then labels and checkpoint, each flushed).
+/// catch-up on the events just decoded (alerts, then labels and checkpoint, one flush).
 async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Result<Projected, ServiceError> {
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_micros();
