@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bench_api ids    --data DIR [--sample N]                        patient ids of the store, N spread evenly
-//! bench_api baseline --data DIR                                  open, read and decode the whole log
+//! bench_api baseline --data DIR [--value-decoder]               open, read and decode the whole log
 //! bench_api load   --url URL --token T --concurrency C --requests N [--ids FILE] [--query Q] PATH
 //! ```
 //!
@@ -12,7 +12,8 @@
 //! `load` sends N GET requests with C in flight at all times (C workers on one keep-alive client)
 //! and measures each request from send to the last body byte. PATH may hold `{id}`, replaced in
 //! turn by the ids of `--ids` (one a line). One JSON line on stdout: requests, errors, status
-//! counts, requests/s and latency percentiles in ms. Progress goes to stderr.
+//! counts, requests/s, latency percentiles in ms and the CPU seconds the generator itself used
+//! (`generator_cpu_s`). Progress goes to stderr.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -91,6 +92,8 @@ fn ids(args: &[String]) -> Res<()> {
 
 fn baseline(args: &[String]) -> Res<()> {
     let dir = PathBuf::from(need(args, "--data")?).join("store");
+    // `--value-decoder`: decode through a `serde_json::Value` (the decoder before issue 6), to compare.
+    let via_value = args.iter().any(|a| a == "--value-decoder");
     // 1. Open (the store rebuilds its in-memory indexes from the log).
     let t = Instant::now();
     let store = registry_store::Store::open(&dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
@@ -104,7 +107,11 @@ fn baseline(args: &[String]) -> Res<()> {
         let e = e?;
         read_s += t.elapsed().as_secs_f64();
         t = Instant::now();
-        registry_domain::stored::decode(&e.content)?;
+        if via_value {
+            registry_domain::stored::decode_via_value(&e.content)?;
+        } else {
+            registry_domain::stored::decode(&e.content)?;
+        }
         decode_s += t.elapsed().as_secs_f64();
         n += 1;
         bytes += e.content.len();
@@ -113,10 +120,21 @@ fn baseline(args: &[String]) -> Res<()> {
     }
     println!(
         "{}",
-        json!({"mode": "baseline", "events": n, "bytes": bytes, "open_s": open_s, "read_s": read_s, "decode_s": decode_s,
+        json!({"mode": "baseline", "decoder": if via_value { "value" } else { "typed" }, "events": n, "bytes": bytes, "open_s": open_s, "read_s": read_s, "decode_s": decode_s,
                "load_s": open_s + read_s + decode_s})
     );
     Ok(())
+}
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat` (Linux; clock
+/// ticks of 1/100 s). `None` elsewhere.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -170,6 +188,7 @@ async fn load(args: Vec<String>) -> Res<()> {
 
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
+    let cpu_at_start = own_cpu_seconds().unwrap_or(0.0);
     let started = Instant::now();
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -232,6 +251,7 @@ async fn load(args: Vec<String>) -> Res<()> {
         errors += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu_s = own_cpu_seconds().map(|c| c - cpu_at_start);
     let _ = ticker.await;
     lat.sort_by(f64::total_cmp);
     let mean = if lat.is_empty() { f64::NAN } else { lat.iter().sum::<f64>() / lat.len() as f64 };
@@ -242,6 +262,7 @@ async fn load(args: Vec<String>) -> Res<()> {
             "statuses": statuses, "seconds": elapsed, "requests_per_s": lat.len() as f64 / elapsed,
             "mean_ms": mean, "p50_ms": percentile(&lat, 0.50), "p90_ms": percentile(&lat, 0.90),
             "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN),
+            "generator_cpu_s": cpu_s,
         })
     );
     Ok(())

@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the report, import and projection allocate many
+/// small strings, maps and vectors from several threads, where glibc's malloc (arena locks,
+/// consolidation, returning pages to the kernel and faulting them in again) cost about a fifth of
+/// a 100,000-patient report (perf; docs/report.md, "Benchmark"), and 20-25 % of the live
+/// services' samples (docs/bus.md, "Benchmark").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod api_cmd;
 mod export_cmd;
 mod import_cmd;
@@ -55,11 +63,6 @@ enum Command {
     /// The HTTP API and dashboard alone, over a data directory no other process has open.
     Api(api_cmd::ApiArgs),
 }
-
-/// mimalloc instead of glibc malloc: the live services allocate per event (JSON values, buffers)
-/// and glibc's malloc and free were about a third of their CPU samples (docs/bus.md, "Benchmark").
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -105,26 +105,67 @@ fn decode(e: &StoredEvent) -> anyhow::Result<RecordedEvent> {
     Ok(RecordedEvent { event, seq: e.seq, received_at })
 }
 
+/// Every event of the log, decoded, in log order. One thread reads the log in chunks while the
+/// others (every core) decode the chunks already read; the chunks are put back in order.
+fn read_and_decode(store: &Store, pb: &indicatif::ProgressBar) -> anyhow::Result<Vec<RecordedEvent>> {
+    const CHUNK: usize = 4096;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 16);
+    let capacity = usize::try_from(store.len()).unwrap_or(0);
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<(usize, Vec<StoredEvent>)>(2 * threads);
+    let raw_rx = std::sync::Mutex::new(raw_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, anyhow::Result<Vec<RecordedEvent>>)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (raw_rx, done_tx) = (&raw_rx, done_tx.clone());
+            s.spawn(move || loop {
+                let next = raw_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok((k, chunk))) = next else { break };
+                let decoded: anyhow::Result<Vec<RecordedEvent>> = chunk.iter().map(decode).collect();
+                pb.inc(chunk.len() as u64);
+                if done_tx.send((k, decoded)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut read_error = None;
+        let mut scan = store.iter_from(1);
+        let mut k = 0;
+        'read: loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for e in scan.by_ref().take(CHUNK) {
+                match e {
+                    Ok(e) => chunk.push(e),
+                    Err(e) => {
+                        read_error = Some(anyhow::Error::new(e).context("cannot read the log"));
+                        break 'read;
+                    }
+                }
+            }
+            if chunk.is_empty() || raw_tx.send((k, chunk)).is_err() {
+                break;
+            }
+            k += 1;
+        }
+        drop(raw_tx);
+        let mut parts: Vec<(usize, anyhow::Result<Vec<RecordedEvent>>)> = done_rx.iter().collect();
+        if let Some(e) = read_error {
+            return Err(e);
+        }
+        parts.sort_unstable_by_key(|(k, _)| *k);
+        let mut events = Vec::with_capacity(capacity);
+        for (_, part) in parts {
+            events.extend(part?);
+        }
+        Ok(events)
+    })
+}
+
 /// Every listed patient's projection in the view, sorted by patient_id, from one pass over the log.
 pub(crate) fn project_all(store: &Store, view: &View, timings: &mut Timings) -> anyhow::Result<Vec<PatientProjection>> {
     let mut t = Instant::now();
     let pb = crate::progress::bar(store.last_seq(), "reading the log", false);
-    let mut events: Vec<RecordedEvent> = Vec::with_capacity(usize::try_from(store.len()).unwrap_or(0));
-    let mut raw: Vec<StoredEvent> = Vec::with_capacity(8192);
-    let mut scan = store.iter_from(1);
-    loop {
-        raw.clear();
-        for e in scan.by_ref().take(8192) {
-            raw.push(e.context("cannot read the log")?);
-        }
-        if raw.is_empty() {
-            break;
-        }
-        for e in par_map(&raw, decode) {
-            events.push(e?);
-        }
-        pb.inc(raw.len() as u64);
-    }
+    let events = read_and_decode(store, &pb)?;
     pb.finish_and_clear();
     timings.since("read and decode", &mut t);
     let groups = events_by_patient(events);

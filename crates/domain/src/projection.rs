@@ -78,7 +78,7 @@ pub fn project_patient(
 ) -> Option<PatientProjection> {
     let counted = counted_events(patient_id, events, view)?;
     let mut findings = counted.findings;
-    let evs: &[Event] = &counted.events;
+    let evs: &[&Event] = &counted.events;
 
     let enrolment = evs.iter().find_map(|e| match &e.payload {
         Payload::PatientEnrolled(p) => Some(p),
@@ -414,7 +414,7 @@ fn clock_with_progression(
 /// `domain.md`, CBPD: a start pairs with the earliest stop of its course on or after it; a course
 /// is active from start to stop, both included; the crizotinib course active at PD1 is the latest
 /// started one.
-fn cbpd(evs: &[Event], pd1: NaiveDate, death: Option<NaiveDate>, view_date: NaiveDate, cfg: &Config) -> Option<bool> {
+fn cbpd(evs: &[&Event], pd1: NaiveDate, death: Option<NaiveDate>, view_date: NaiveDate, cfg: &Config) -> Option<bool> {
     let limit = add_days(pd1, cfg.cbpd_days);
     let stop_of = |course: &str, start: NaiveDate| -> Option<NaiveDate> {
         evs.iter()

@@ -6,7 +6,7 @@
 //! events in view.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
@@ -44,9 +44,15 @@ impl View {
 /// finding (what the projector's per-patient read gathers). For projecting every patient of a
 /// view in one pass over the log.
 pub fn events_by_patient(events: Vec<RecordedEvent>) -> Vec<(PatientId, Vec<RecordedEvent>)> {
-    let by_id: BTreeMap<Uuid, usize> = events.iter().enumerate().map(|(i, r)| (r.event.event_id, i)).collect();
+    // Hash maps (not ordered ones) for the cohort-sized indexes: the result's order is fixed below
+    // by sorting the patient ids, each patient's own events keep the input order and its linked
+    // events are sorted by position, exactly as the ordered maps gave them.
+    let mut by_id: HashMap<Uuid, usize> = HashMap::with_capacity(events.len());
+    for (i, r) in events.iter().enumerate() {
+        by_id.insert(r.event.event_id, i);
+    }
     // patient id -> (own events, other patients' events its links name), as positions.
-    let mut groups: BTreeMap<&str, (Vec<usize>, BTreeSet<usize>)> = BTreeMap::new();
+    let mut groups: HashMap<&str, (Vec<usize>, Vec<usize>)> = HashMap::new();
     for (i, r) in events.iter().enumerate() {
         let e = &r.event;
         let g = groups.entry(e.patient_id.as_str()).or_default();
@@ -57,13 +63,20 @@ pub fn events_by_patient(events: Vec<RecordedEvent>) -> Vec<(PatientId, Vec<Reco
         };
         if let Some(&j) = target.and_then(|t| by_id.get(&t)) {
             if events[j].event.patient_id != e.patient_id {
-                g.1.insert(j);
+                g.1.push(j);
             }
         }
     }
+    drop(by_id);
+    let mut groups: Vec<(&str, (Vec<usize>, Vec<usize>))> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let layout: Vec<(Vec<usize>, Vec<RecordedEvent>)> = groups
-        .into_values()
-        .map(|(own, linked)| (own, linked.into_iter().map(|j| events[j].clone()).collect()))
+        .into_iter()
+        .map(|(_, (own, mut linked))| {
+            linked.sort_unstable();
+            linked.dedup();
+            (own, linked.into_iter().map(|j| events[j].clone()).collect())
+        })
         .collect();
     let mut slots: Vec<Option<RecordedEvent>> = events.into_iter().map(Some).collect();
     layout
@@ -88,10 +101,10 @@ pub fn canonical_cmp(a: &Event, b: &Event) -> Ordering {
 /// The events of one patient that count in a view, in canonical order, plus the findings that
 /// deciding so raised.
 #[derive(Debug, Clone)]
-pub(crate) struct Counted {
+pub(crate) struct Counted<'a> {
     /// Clinical events (no retractions) that count, canonical order. At most one enrolment and one
-    /// death (the first in canonical order).
-    pub(crate) events: Vec<Event>,
+    /// death (the first in canonical order). Borrowed from the input: nothing is copied.
+    pub(crate) events: Vec<&'a Event>,
     pub(crate) findings: Vec<Finding>,
 }
 
@@ -179,21 +192,21 @@ fn linked<'a>(patient_id: &PatientId, events: &'a [RecordedEvent], view: &View) 
 
 /// Applies "Which events count" for `patient_id`. `None` when the patient is not listed in the view
 /// (no counted non-retraction event).
-pub(crate) fn counted_events(patient_id: &PatientId, events: &[RecordedEvent], view: &View) -> Option<Counted> {
+pub(crate) fn counted_events<'a>(patient_id: &PatientId, events: &'a [RecordedEvent], view: &View) -> Option<Counted<'a>> {
     let Linked { mine, hidden, mut findings } = linked(patient_id, events, view);
 
     // 3. Clinical events in view.
-    let mut clinical: Vec<Event> = mine
+    let mut clinical: Vec<&Event> = mine
         .iter()
         .filter(|e| !hidden.contains(&e.event_id))
         .filter(|e| e.event_type() != EventType::EventRetracted)
         .filter(|e| e.occurred_on <= view.as_of)
-        .map(|e| (*e).clone())
+        .copied()
         .collect();
     if clinical.is_empty() {
         return None;
     }
-    clinical.sort_by(canonical_cmp);
+    clinical.sort_by(|a, b| canonical_cmp(a, b));
 
     // 4. Only the first enrolment and the earliest death count.
     let mut seen_enrolment = false;

@@ -567,9 +567,11 @@ pub(crate) fn table2(subjects: &[&Subject]) -> Table2 {
         let c = |p: Option<&str>| with_pd1.iter().filter(|s| pred(s) && (p.is_none() || s.pattern() == p)).count();
         PatternCounts { name, all: c(None), OF: c(Some("OF")), DF: c(Some("DF")), ODF: c(Some("ODF")) }
     };
-    let extent_of = |s: &Subject| s.labels.pd1.as_ref().and_then(|p| p.extent.clone());
+    fn extent_of(s: &Subject) -> Option<&str> {
+        s.labels.pd1.as_ref().and_then(|p| p.extent.as_deref())
+    }
     let mut extent: Vec<PatternCounts> =
-        EXTENTS.iter().map(|e| counts(e, &|s: &Subject| extent_of(s).as_deref() == Some(*e))).collect();
+        EXTENTS.iter().map(|e| counts(e, &|s: &Subject| extent_of(s) == Some(*e))).collect();
     extent.push(counts("unknown", &|s: &Subject| extent_of(s).is_none()));
     let sites = ORGANS
         .iter()

@@ -5,8 +5,10 @@
 //! Run: `cargo bench -p registry-store --bench append` (env BENCH_EVENTS, BENCH_BATCH to resize).
 //! Both runs use fresh sled directories under the same temp dir and the same pre-generated
 //! events; only the storage calls are timed (building the store's inputs or the raw key/values
-//! is not). Raw sled = build a `sled::Batch` of exactly the bytes the store writes (one segment
-//! of chained frames with real hashes, and the head), `apply_batch`, `flush`. With
+//! is not). Raw sled = build a `sled::Batch` of the bytes the store writes (one segment of
+//! chained frames with real hashes, as a sled value, and the head), `apply_batch`, `flush`. (The
+//! store itself, since layout 3, writes the segment to its segment file, syncs it, then the
+//! locator and head to sled and flushes: the baseline is what the issue names, raw sled.) With
 //! BENCH_PER_EVENT_KEYS=1 it also times raw sled with one key per event plus two index keys.
 
 use std::time::{Duration, Instant};

@@ -14,7 +14,9 @@ pub const RECORD_HEADER_LEN: usize = 72;
 /// length (u16 BE) ‖ record length (u32 BE).
 pub(crate) const FRAME_HEADER_LEN: usize = 16;
 
-/// `S ‖ first seq` → a segment: the frames of one append batch, back to back.
+/// `S ‖ first seq` → the locator of a segment (file, offset, length; see `segfile`): the frames
+/// of (part of) one append batch, back to back, in a segment file. (Layout 2 had the segment
+/// bytes themselves as the value.)
 pub(crate) const SEGMENT: u8 = b'S';
 /// `O ‖ first seq of a segment` → the seqs of that segment not yet published (u64 BE each).
 pub(crate) const OUTBOX: u8 = b'O';
@@ -22,8 +24,11 @@ pub(crate) const OUTBOX: u8 = b'O';
 pub(crate) const HEAD_KEY: &[u8] = b"H";
 /// `V` → the layout version of the `log` tree.
 pub(crate) const LAYOUT_KEY: &[u8] = b"V";
-/// Layout 2: one segment value per append batch (layout 1 had one `L` key per event).
-pub(crate) const LAYOUT_VERSION: &[u8] = b"2";
+/// Layout 3: segment bytes in segment files, locators in sled.
+pub(crate) const LAYOUT_VERSION: &[u8] = b"3";
+/// Layout 2: one segment value per append batch in sled (layout 1 had one `L` key per event).
+/// Migrated to layout 3 at open.
+pub(crate) const LAYOUT2_VERSION: &[u8] = b"2";
 /// The first key prefix of layout 1, to refuse such a store with a clear message.
 pub(crate) const LAYOUT1_LOG: u8 = b'L';
 

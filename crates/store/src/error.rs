@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 /// An error from the store.
 ///
-/// Handling: `Open` and `Engine` are infrastructure failures (disk, permissions, a second process
+/// Handling: `Open`, `Engine` and `Io` are infrastructure failures (disk, permissions, a second process
 /// holding the lock): stop, do not acknowledge anything upstream, let the supervisor restart.
 /// `Corrupt` means bytes read from disk do not decode: run `verify_chain` and restore from a
 /// backup or the feeders' replay. `InvalidInput` is a caller bug (the domain crate let through a
@@ -23,6 +23,16 @@ pub enum StoreError {
     /// sled failed while reading, writing or flushing.
     #[error("storage engine error: {0}")]
     Engine(#[from] sled::Error),
+    /// A segment file could not be created, read, written or synced.
+    #[error("cannot {what} ({}): {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the store was doing, e.g. `sync a segment file`.
+        what: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// A stored value does not decode. `what` names the record (`log seq 17`, `rejection 4`, …).
     #[error("corrupt {what}: {detail}")]
     Corrupt {

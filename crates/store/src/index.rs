@@ -1,4 +1,5 @@
-//! The event-id and patient indexes, held in memory and rebuilt from the segments at open.
+//! The event-id and patient indexes and the segment map, held in memory and rebuilt from the
+//! segments at open.
 //!
 //! Why in memory: on sled 0.34 each key costs ~15 µs to insert on this class of machine, so
 //! two index keys per event capped appends near 30,000 events/s whatever else we did
@@ -9,8 +10,13 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::codec::{self, SEGMENT};
+use crate::codec;
 use crate::error::StoreError;
+use crate::segfile::{Locator, SegmentFiles};
+
+/// One segment as the index knows it: its first seq and where its bytes are (`None` when its
+/// locator in sled is unreadable — reads of it fail, verify reports it).
+pub(crate) type SegmentRef = (u64, Option<Locator>);
 
 /// Event-id → seq and patient → seqs, for every readable frame of the log.
 ///
@@ -22,23 +28,27 @@ pub(crate) struct Index {
     uuid_ids: FxHashMap<u128, u64>,
     other_ids: FxHashMap<Box<str>, u64>,
     patients: FxHashMap<Box<str>, Vec<u64>>,
-    /// The first seq of every segment, ascending (to find the segment holding a seq).
-    segment_starts: Vec<u64>,
+    /// Every segment, ascending by first seq (to find the segment holding a seq).
+    segments: Vec<SegmentRef>,
+    /// `frame_offsets[n - 1]`: where seq n's frame starts inside its segment, so one event is
+    /// read with one small `pread` instead of its whole segment (a patient's events are spread
+    /// over as many segments as it has events). Filled while seqs are contiguous from 1 — always,
+    /// unless the log was damaged; a seq past it is read through its whole segment. 4 bytes per
+    /// event.
+    frame_offsets: Vec<u32>,
 }
 
 impl Index {
-    /// Reads every segment once. Damaged frames are skipped (verify reports them); a log that
-    /// sled cannot read at all is an error.
-    pub(crate) fn build(log: &sled::Tree) -> Result<Index, StoreError> {
+    /// Reads every segment once, in order. Unreadable segments and damaged frames are skipped
+    /// (verify reports them).
+    pub(crate) fn build(files: &SegmentFiles, segments: Vec<SegmentRef>) -> Result<Index, StoreError> {
         let mut index = Index::default();
-        let range = codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec();
-        for kv in log.range(range) {
-            let (k, v) = kv?;
-            let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
+        for &(first, loc) in &segments {
+            let Some(Ok(bytes)) = loc.map(|loc| files.read(first, loc)) else {
                 continue;
             };
-            index.segment_starts.push(first);
-            for frame in codec::frames(&v).flatten() {
+            for frame in codec::frames(&bytes).flatten() {
+                index.note_frame(frame.seq, frame.offset);
                 index.insert(
                     &String::from_utf8_lossy(frame.event_id),
                     &String::from_utf8_lossy(frame.patient_id),
@@ -46,6 +56,7 @@ impl Index {
                 );
             }
         }
+        index.segments = segments;
         Ok(index)
     }
 
@@ -70,9 +81,36 @@ impl Index {
         }
     }
 
-    /// Notes that a new segment starts at `first` (always after every existing one).
-    pub(crate) fn add_segment(&mut self, first: u64) {
-        self.segment_starts.push(first);
+    /// Notes where seq's frame starts in its segment (only while seqs come contiguous from 1).
+    pub(crate) fn note_frame(&mut self, seq: u64, offset: usize) {
+        if seq == self.frame_offsets.len() as u64 + 1 {
+            self.frame_offsets.push(u32::try_from(offset).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// The segment holding `seq` and the byte range of its frame inside it, when known.
+    pub(crate) fn frame_range(&self, seq: u64) -> Option<(SegmentRef, usize, usize)> {
+        let seg = self.segment_of(seq)?;
+        let loc = seg.1?;
+        let at = |n: u64| {
+            let i = usize::try_from(n.checked_sub(1)?).ok()?;
+            self.frame_offsets.get(i).copied().filter(|&o| o != u32::MAX)
+        };
+        let start = at(seq)?;
+        let end = match at(seq + 1) {
+            Some(next) if self.segment_of(seq + 1).map(|s| s.0) == Some(seg.0) => next,
+            _ => loc.len,
+        };
+        (start < end && end <= loc.len).then_some((seg, start as usize, end as usize))
+    }
+
+    /// Notes a new segment (always after every existing one), or the new place of a rewritten
+    /// one (the tamper helpers).
+    pub(crate) fn put_segment(&mut self, first: u64, loc: Locator) {
+        match self.segments.binary_search_by_key(&first, |s| s.0) {
+            Ok(i) => self.segments[i].1 = Some(loc),
+            Err(i) => self.segments.insert(i, (first, Some(loc))),
+        }
     }
 
     pub(crate) fn seq_of(&self, event_id: &str) -> Option<u64> {
@@ -98,10 +136,16 @@ impl Index {
         self.patients.len() as u64
     }
 
-    /// The first seq of the segment that would hold `seq`, if any segment starts at or before it.
-    pub(crate) fn segment_of(&self, seq: u64) -> Option<u64> {
-        let i = self.segment_starts.partition_point(|&s| s <= seq);
-        i.checked_sub(1).map(|i| self.segment_starts[i])
+    /// The segment that would hold `seq`, if any segment starts at or before it.
+    pub(crate) fn segment_of(&self, seq: u64) -> Option<SegmentRef> {
+        let i = self.segments.partition_point(|s| s.0 <= seq);
+        i.checked_sub(1).map(|i| self.segments[i])
+    }
+
+    /// The segments from the one that would hold `seq` on, in order.
+    pub(crate) fn segments_from(&self, seq: u64) -> Vec<SegmentRef> {
+        let i = self.segments.partition_point(|s| s.0 <= seq).saturating_sub(1);
+        self.segments[i..].to_vec()
     }
 }
 

@@ -26,6 +26,7 @@ mod error;
 mod index;
 mod log;
 mod rejections;
+mod segfile;
 mod verify;
 
 pub use alerts::StoredAlert;

@@ -1,20 +1,22 @@
-//! The event log: opening the sled database, appending batches (one segment value per batch
-//! holding the chained records, plus outbox and head — all in one `apply_batch` on the `log`
-//! tree), and reading it back through the in-memory indexes.
+//! The event log: opening the sled database and the segment files, appending batches (the
+//! chained records of a batch written as segments to the tail segment file and synced, then their
+//! locators, the outbox and the head in one `apply_batch` on the `log` tree), and reading it back
+//! through the in-memory indexes.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::codec::{
-    self, FrameIn, FrameView, Hash, HEAD_KEY, LAYOUT1_LOG, LAYOUT_KEY, LAYOUT_VERSION, OUTBOX,
-    RECORD_HEADER_LEN, SEGMENT,
+    self, FrameIn, FrameView, Hash, HEAD_KEY, LAYOUT1_LOG, LAYOUT2_VERSION, LAYOUT_KEY,
+    LAYOUT_VERSION, OUTBOX, RECORD_HEADER_LEN, SEGMENT,
 };
 use crate::error::StoreError;
-use crate::index::Index;
+use crate::index::{Index, SegmentRef};
 use crate::rejections::Rejection;
+use crate::segfile::{Locator, SegmentFiles, Tail};
 
-/// A batch's frames are split into segments of about this many bytes, so that one sled value
+/// A batch's frames are split into segments of about this many bytes, so that one segment
 /// stays a reasonable unit to read back (a batch of 1,000 typical events is ~0.6 MiB).
 const SEGMENT_TARGET_BYTES: usize = 64 << 10;
 
@@ -73,9 +75,9 @@ pub struct StoreConfig {
     pub outbox: bool,
 }
 
-/// sled's page-cache budget, 256 MiB (sled's own default is 1 GiB). It bounds most of the
-/// store's memory besides the in-memory indexes; the OS page cache still holds the files, so a
-/// small budget costs little on reads.
+/// sled's page-cache budget, 64 MiB (sled's own default is 1 GiB). sled holds only small values
+/// since layout 3 (locators, labels, checkpoints, rejections); the event bytes are in the segment
+/// files, cached by the OS.
 pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// State only the single writer touches, under one mutex: the tail of the chain and the next
@@ -85,6 +87,8 @@ pub(crate) struct Writer {
     pub(crate) last_seq: u64,
     pub(crate) head_hash: Hash,
     pub(crate) next_rejection_id: u64,
+    /// The committed end of the segment files.
+    pub(crate) tail: Tail,
 }
 
 /// The registry's store over one sled directory. Cheap to clone (handles to the same database);
@@ -98,6 +102,7 @@ pub struct Store {
     pub(crate) meta: sled::Tree,
     pub(crate) writer: Arc<Mutex<Writer>>,
     pub(crate) index: Arc<RwLock<Index>>,
+    pub(crate) files: Arc<SegmentFiles>,
     outbox: bool,
 }
 
@@ -126,6 +131,8 @@ impl Store {
     /// sequential read of the log. Fails with [`StoreError::Open`] if sled cannot open it —
     /// notably when another process holds it (sled takes an exclusive lock) — and with
     /// [`StoreError::Corrupt`] for a store written in the older one-key-per-event layout.
+    /// A layout-2 store (segments as sled values) is migrated in place to layout 3 (segment
+    /// files) first; the migration is resumable after a crash.
     pub fn open_with(dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             dir: dir.to_path_buf(),
@@ -133,20 +140,21 @@ impl Store {
         };
         // HighThroughput only changes how sled's segment cleaner trades disk space for write
         // speed (see docs/storage.md); durability is the same.
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(DEFAULT_CACHE_BYTES)
-            .open()
-            .map_err(open_err)?;
+        let db = open_sled(dir).map_err(open_err)?;
         let log = db.open_tree("log").map_err(open_err)?;
         let rejected = db.open_tree("rejected").map_err(open_err)?;
         let labels = db.open_tree("labels").map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
-        check_layout(&log)?;
-        let (last_seq, head_hash) = recover_head(&log)?;
+        let layout = check_layout(&log)?;
+        let (mut segments, raw) = read_segment_refs(&log, layout)?;
+        let (files, mut tail) = SegmentFiles::open(dir, committed_tail(&segments))?;
+        if layout == Layout::Two {
+            tail = migrate_layout2(&db, &log, &files, tail, &raw)?;
+            segments = read_segment_refs(&log, Layout::Three)?.0;
+        }
+        let (last_seq, head_hash) = recover_head(&log, &files, &segments)?;
         let next_rejection_id = crate::rejections::recover_next_id(&rejected)?;
-        let index = Index::build(&log)?;
+        let index = Index::build(&files, segments)?;
         Ok(Store {
             db,
             log,
@@ -157,8 +165,10 @@ impl Store {
                 last_seq,
                 head_hash,
                 next_rejection_id,
+                tail,
             })),
             index: Arc::new(RwLock::new(index)),
+            files: Arc::new(files),
             outbox: config.outbox,
         })
     }
@@ -214,14 +224,16 @@ impl Store {
             let (found, placed) = self.place(&w, events)?;
             outcomes = found;
             if !placed.is_empty() {
-                let (batch, segments, head) = self.stage(&w, &placed);
+                let (batch, segments, frame_offsets, head, tail) = self.stage(&w, &placed)?;
                 self.log.apply_batch(batch)?;
+                w.tail = tail;
                 let mut index = self.write_index();
-                for first in segments {
-                    index.add_segment(first);
+                for (first, loc) in segments {
+                    index.put_segment(first, loc);
                 }
-                for p in &placed {
+                for (p, offset) in placed.iter().zip(frame_offsets) {
                     index.insert(p.event.event_id, p.event.patient_id, p.seq);
+                    index.note_frame(p.seq, offset);
                 }
                 drop(index);
                 (w.last_seq, w.head_hash) = head;
@@ -281,23 +293,36 @@ impl Store {
         Ok((outcomes, placed))
     }
 
-    /// Builds the sled batch: the chained frames in segments, an outbox entry per segment (with
-    /// the outbox on), and the head. Returns it with the segments' first seqs and the new tail.
-    fn stage(&self, w: &Writer, placed: &[Placed<'_>]) -> (sled::Batch, Vec<u64>, (u64, Hash)) {
+    /// Writes the chained frames, in segments, to the tail segment file and syncs it; builds the
+    /// sled batch: a locator and (with the outbox on) an outbox entry per segment, and the head.
+    /// Returns it with the segments, the new chain tail and the new file tail — to be adopted
+    /// only once sled took the batch.
+    #[allow(clippy::type_complexity)]
+    fn stage(
+        &self,
+        w: &Writer,
+        placed: &[Placed<'_>],
+    ) -> Result<(sled::Batch, Vec<(u64, Locator)>, Vec<usize>, (u64, Hash), Tail), StoreError> {
         let mut batch = sled::Batch::default();
-        let mut firsts = Vec::new();
         let mut head = w.head_hash;
         let mut last = w.last_seq;
+        let size: usize = placed.iter().map(|p| frame_len(p.event)).sum();
+        let mut bytes = Vec::with_capacity(size);
+        // (first seq, offset in `bytes`, length)
+        let mut parts = Vec::new();
+        // Each frame's offset inside its segment, in seq order.
+        let mut frame_offsets = Vec::with_capacity(placed.len());
         for chunk in segment_chunks(placed) {
             let first = chunk[0].seq;
-            let size: usize = chunk.iter().map(|p| frame_len(p.event)).sum();
-            let mut segment = Vec::with_capacity(size);
+            let start = bytes.len();
+            let segment = &mut bytes;
             for p in chunk {
                 let e = p.event;
                 let (eid, pid) = (e.event_id.as_bytes(), e.patient_id.as_bytes());
                 let hash = codec::chain_hash(&head, p.seq, e.received_at_micros, eid, pid, e.content);
+                frame_offsets.push(segment.len() - start);
                 codec::encode_frame(
-                    &mut segment,
+                    segment,
                     &FrameIn {
                         seq: p.seq,
                         event_id: eid,
@@ -311,15 +336,36 @@ impl Store {
                 head = hash;
                 last = p.seq;
             }
-            batch.insert(&codec::seq_key(SEGMENT, first), segment);
+            parts.push((first, start, bytes.len() - start));
             if self.outbox {
                 let seqs: Vec<u8> = chunk.iter().flat_map(|p| p.seq.to_be_bytes()).collect();
                 batch.insert(&codec::seq_key(OUTBOX, first), seqs);
             }
-            firsts.push(first);
+        }
+        let (file, offset) = self.files.append(w.tail, &bytes)?;
+        let mut segments = Vec::with_capacity(parts.len());
+        for (first, start, len) in parts {
+            let loc = Locator {
+                file,
+                offset: offset + start as u64,
+                len: u32::try_from(len).map_err(|_| {
+                    StoreError::InvalidInput(format!("the segment starting at seq {first} is over 4 GiB"))
+                })?,
+            };
+            batch.insert(&codec::seq_key(SEGMENT, first), &loc.encode()[..]);
+            segments.push((first, loc));
         }
         batch.insert(HEAD_KEY, &codec::encode_seq_hash(last, &head)[..]);
-        (batch, firsts, (last, head))
+        let tail = Tail {
+            file,
+            end: offset + bytes.len() as u64,
+        };
+        Ok((batch, segments, frame_offsets, (last, head), tail))
+    }
+
+    /// The bytes of a segment the index knows.
+    pub(crate) fn read_segment(&self, seg: SegmentRef) -> Result<Vec<u8>, StoreError> {
+        read_segment(&self.files, seg)
     }
 
     /// The seq at which `event_id` is stored, if it is.
@@ -334,12 +380,14 @@ impl Store {
     }
 
     fn get_with(&self, index: &Index, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(first) = index.segment_of(seq) else {
+        if let Some(found) = self.located_frames(index, seq, 1)? {
+            return Ok(found.into_iter().next());
+        }
+        let Some(seg) = index.segment_of(seq) else {
             return Ok(None);
         };
-        let Some(segment) = self.log.get(codec::seq_key(SEGMENT, first))? else {
-            return Ok(None);
-        };
+        let first = seg.0;
+        let segment = self.read_segment(seg)?;
         for frame in codec::frames(&segment) {
             let frame = frame.map_err(|offset| unreadable_segment(first, offset))?;
             if frame.seq == seq {
@@ -355,9 +403,25 @@ impl Store {
         let mut out = Vec::with_capacity(seqs.len());
         let mut i = 0;
         while i < seqs.len() {
-            let first = self.read_index().segment_of(seqs[i]);
-            let segment = match first {
-                Some(first) => self.log.get(codec::seq_key(SEGMENT, first))?.map(|s| (first, s)),
+            // Fast path: a run of consecutive seqs in one segment, read as one byte range.
+            let index = self.read_index();
+            let mut run = 1;
+            while i + run < seqs.len()
+                && seqs[i + run] == seqs[i] + run as u64
+                && index.segment_of(seqs[i + run]).map(|s| s.0) == index.segment_of(seqs[i]).map(|s| s.0)
+            {
+                run += 1;
+            }
+            let located = self.located_frames(&index, seqs[i], run)?;
+            drop(index);
+            if let Some(found) = located {
+                out.extend(found);
+                i += run;
+                continue;
+            }
+            let seg = self.read_index().segment_of(seqs[i]);
+            let segment = match seg {
+                Some(seg) => Some((seg.0, self.read_segment(seg)?)),
                 None => None,
             };
             let before = i;
@@ -380,6 +444,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads the `n` consecutive events from `seq` (all in one segment) with one `pread` of their
+    /// frames, when the index knows where they are and the bytes say the same; `None` sends the
+    /// caller to the whole-segment path (which reports damage precisely).
+    fn located_frames(&self, index: &Index, seq: u64, n: usize) -> Result<Option<Vec<StoredEvent>>, StoreError> {
+        let last = seq + n as u64 - 1;
+        let (Some((seg, start, _)), Some((last_seg, _, end))) = (index.frame_range(seq), index.frame_range(last)) else {
+            return Ok(None);
+        };
+        let (first, Some(loc)) = seg else {
+            return Ok(None);
+        };
+        if last_seg.0 != first || end <= start {
+            return Ok(None);
+        }
+        let Ok(bytes) = self.files.read_part(first, loc, start, end) else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(n);
+        for (k, frame) in codec::frames(&bytes).enumerate() {
+            match frame {
+                Ok(f) if f.seq == seq + k as u64 => match decode_event(&f) {
+                    Ok(e) => out.push(e),
+                    Err(_) => return Ok(None),
+                },
+                _ => return Ok(None),
+            }
+        }
+        Ok((out.len() == n).then_some(out))
+    }
+
     /// Streams every event with seq ≥ `seq` in seq order, one segment in memory at a time.
     /// Events appended while iterating may or may not be seen. A damaged record yields an
     /// error and iteration goes on with the next readable one.
@@ -387,11 +481,9 @@ impl Store {
         &self,
         seq: u64,
     ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + Send + 'static {
-        let first = self.read_index().segment_of(seq).unwrap_or(0);
         SegmentIter {
-            segments: self
-                .log
-                .range(codec::seq_key(SEGMENT, first).to_vec()..codec::prefix_end(SEGMENT).to_vec()),
+            segments: self.read_index().segments_from(seq).into_iter(),
+            files: Arc::clone(&self.files),
             pending: VecDeque::new(),
             from: seq,
         }
@@ -428,7 +520,8 @@ impl Store {
         self.len() == 0
     }
 
-    /// Flushes every dirty buffer of the database to disk (fsync).
+    /// Flushes every dirty buffer of the database to disk (fsync). (Segment files are synced by
+    /// the append that writes them.)
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
@@ -469,7 +562,7 @@ impl Store {
         {
             let index = self.read_index();
             for &seq in seqs {
-                if let Some(first) = index.segment_of(seq) {
+                if let Some((first, _)) = index.segment_of(seq) {
                     by_segment.entry(first).or_default().push(seq);
                 }
             }
@@ -496,21 +589,20 @@ impl Store {
     }
 
     /// Rewrites the frame holding `seq` in its segment with `edit` (which writes the replacement
-    /// frame bytes, possibly none), flushes and rebuilds the indexes. For the tamper helpers.
+    /// frame bytes, possibly none): the new segment goes to the tail of the segment files and its
+    /// locator replaces the old one. Flushes and rebuilds the indexes. For the tamper helpers.
     fn rewrite_frame(
         &self,
         seq: u64,
         edit: impl FnOnce(&FrameView<'_>, &mut Vec<u8>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let first = self
+        let mut w = self.lock_writer();
+        let seg = self
             .read_index()
             .segment_of(seq)
             .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
-        let key = codec::seq_key(SEGMENT, first);
-        let segment = self
-            .log
-            .get(key)?
-            .ok_or_else(|| StoreError::InvalidInput(format!("no record at seq {seq}")))?;
+        let key = codec::seq_key(SEGMENT, seg.0);
+        let segment = self.read_segment(seg)?;
         let frame = codec::frames(&segment)
             .map_while(Result::ok)
             .find(|f| f.seq == seq)
@@ -522,11 +614,33 @@ impl Store {
         if out.is_empty() {
             self.log.remove(key)?;
         } else {
-            self.log.insert(key, out)?;
+            let (file, offset) = self.files.append(w.tail, &out)?;
+            let len = u32::try_from(out.len())
+                .map_err(|_| StoreError::InvalidInput("segment over 4 GiB".to_owned()))?;
+            let loc = Locator { file, offset, len };
+            self.log.insert(key, &loc.encode()[..])?;
+            w.tail = Tail { file, end: loc.end() };
         }
         self.flush()?;
-        *self.write_index() = Index::build(&self.log)?;
+        let segments = read_segment_refs(&self.log, Layout::Three)?.0;
+        *self.write_index() = Index::build(&self.files, segments)?;
         Ok(())
+    }
+
+    /// Test and maintenance only: the segment file holding record `seq` and the byte offset of
+    /// its event bytes in that file, to damage the file directly.
+    #[doc(hidden)]
+    pub fn tamper_locate_content(&self, seq: u64) -> Result<(std::path::PathBuf, u64), StoreError> {
+        let missing = || StoreError::InvalidInput(format!("no record at seq {seq}"));
+        let seg = self.read_index().segment_of(seq).ok_or_else(missing)?;
+        let loc = seg.1.ok_or_else(missing)?;
+        let segment = self.read_segment(seg)?;
+        let frame = codec::frames(&segment)
+            .map_while(Result::ok)
+            .find(|f| f.seq == seq)
+            .ok_or_else(missing)?;
+        let at = loc.offset + (frame.record_offset + RECORD_HEADER_LEN) as u64;
+        Ok((self.files.path(loc.file), at))
     }
 
     /// Test and maintenance only: flips the byte at `offset` of log record `seq`, bypassing the
@@ -582,9 +696,10 @@ fn encode_raw_frame(out: &mut Vec<u8>, frame: &FrameView<'_>, patient_id: &[u8],
     out.extend_from_slice(record);
 }
 
-/// Streams events from consecutive segments.
+/// Streams events from consecutive segments (the segment map as it was when iteration began).
 struct SegmentIter {
-    segments: sled::Iter,
+    segments: std::vec::IntoIter<SegmentRef>,
+    files: Arc<SegmentFiles>,
     pending: VecDeque<Result<StoredEvent, StoreError>>,
     from: u64,
 }
@@ -597,15 +712,11 @@ impl Iterator for SegmentIter {
             if let Some(item) = self.pending.pop_front() {
                 return Some(item);
             }
-            let (k, v) = match self.segments.next()? {
-                Ok(kv) => kv,
-                Err(e) => return Some(Err(e.into())),
-            };
-            let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
-                return Some(Err(StoreError::corrupt(
-                    format!("log key {}", hex::encode(&k)),
-                    "not S + 8-byte seq",
-                )));
+            let seg = self.segments.next()?;
+            let first = seg.0;
+            let v = match read_segment(&self.files, seg) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
             };
             for frame in codec::frames(&v) {
                 match frame {
@@ -699,16 +810,54 @@ pub(crate) fn decode_outbox(key: &[u8], v: &[u8]) -> Result<Vec<u64>, StoreError
         .collect())
 }
 
-/// Marks a new store with the layout version; refuses a store of the older layout.
-fn check_layout(log: &sled::Tree) -> Result<(), StoreError> {
+/// How long `open` waits for sled's lock file before reporting that another process holds it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the sled database, waiting up to [`LOCK_WAIT`] for its lock: sled releases the lock
+/// from a background thread shortly *after* the last handle of a previous open in this process
+/// was dropped (measured: a reopen right after a drop failed in about 1 of 10 runs under load),
+/// so a close-then-reopen must not fail. Another process holding the store still fails, after
+/// the wait.
+fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(DEFAULT_CACHE_BYTES)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The layout of the `log` tree found at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// Segments as sled values: migrated at open.
+    Two,
+    /// Segment bytes in files, locators in sled.
+    Three,
+}
+
+/// Marks a new store with the layout version; refuses a store of layout 1.
+fn check_layout(log: &sled::Tree) -> Result<Layout, StoreError> {
     match log.get(LAYOUT_KEY)? {
-        Some(v) if v.as_ref() == LAYOUT_VERSION => Ok(()),
+        Some(v) if v.as_ref() == LAYOUT_VERSION => Ok(Layout::Three),
+        Some(v) if v.as_ref() == LAYOUT2_VERSION => Ok(Layout::Two),
         Some(v) => Err(StoreError::corrupt(
             "store layout",
             format!(
-                "layout {:?} is not the layout this registry reads ({:?})",
+                "layout {:?} is not a layout this registry reads ({:?}, or {:?} which it migrates)",
                 String::from_utf8_lossy(&v),
-                String::from_utf8_lossy(LAYOUT_VERSION)
+                String::from_utf8_lossy(LAYOUT_VERSION),
+                String::from_utf8_lossy(LAYOUT2_VERSION)
             ),
         )),
         None => {
@@ -720,30 +869,204 @@ fn check_layout(log: &sled::Tree) -> Result<(), StoreError> {
                 ));
             }
             log.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
-            Ok(())
+            Ok(Layout::Three)
         }
+    }
+}
+
+/// Every `S` key of the log in seq order with its locator. In layout 2, values that are not
+/// locators are segments still to migrate (their first seqs are returned apart); in layout 3
+/// they are unreadable locators (`None`; verify reports them).
+fn read_segment_refs(log: &sled::Tree, layout: Layout) -> Result<(Vec<SegmentRef>, Vec<u64>), StoreError> {
+    let mut segments = Vec::new();
+    let mut raw = Vec::new();
+    let range = codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec();
+    for kv in log.range(range) {
+        let (k, v) = kv?;
+        let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
+            continue;
+        };
+        match Locator::decode(&v) {
+            Some(loc) => segments.push((first, Some(loc))),
+            None if layout == Layout::Two => raw.push(first),
+            None => segments.push((first, None)),
+        }
+    }
+    Ok((segments, raw))
+}
+
+/// The end of the committed bytes: the furthest locator in the highest-numbered file.
+fn committed_tail(segments: &[SegmentRef]) -> Option<Tail> {
+    segments
+        .iter()
+        .filter_map(|s| s.1)
+        .map(|l| Tail { file: l.file, end: l.end() })
+        .max_by_key(|t| (t.file, t.end))
+}
+
+/// How many layout-2 segments are moved per sled batch during migration.
+const MIGRATE_BATCH: usize = 256;
+
+/// Moves layout-2 segment values into the segment files, `MIGRATE_BATCH` at a time (each batch:
+/// write and sync the bytes, then swap the values for locators in one sled batch and flush), then
+/// marks the store layout 3. A crash midway leaves a mix that the next open finishes.
+fn migrate_layout2(
+    db: &sled::Db,
+    log: &sled::Tree,
+    files: &SegmentFiles,
+    mut tail: Tail,
+    raw: &[u64],
+) -> Result<Tail, StoreError> {
+    for (n, chunk) in raw.chunks(MIGRATE_BATCH).enumerate() {
+        let mut bytes = Vec::new();
+        let mut parts = Vec::with_capacity(chunk.len());
+        for &first in chunk {
+            let Some(v) = log.get(codec::seq_key(SEGMENT, first))? else {
+                continue;
+            };
+            parts.push((first, bytes.len(), v.len()));
+            bytes.extend_from_slice(&v);
+        }
+        let (file, offset) = files.append(tail, &bytes)?;
+        let mut batch = sled::Batch::default();
+        for (first, start, len) in parts {
+            let loc = Locator {
+                file,
+                offset: offset + start as u64,
+                len: u32::try_from(len).map_err(|_| {
+                    StoreError::corrupt(format!("log segment starting at seq {first}"), "over 4 GiB")
+                })?,
+            };
+            batch.insert(&codec::seq_key(SEGMENT, first), &loc.encode()[..]);
+        }
+        log.apply_batch(batch)?;
+        db.flush()?;
+        tail = Tail {
+            file,
+            end: offset + bytes.len() as u64,
+        };
+        if n % 64 == 63 {
+            eprintln!(
+                "store: migrating to layout 3: {} of {} segments moved to segment files",
+                (n + 1) * MIGRATE_BATCH,
+                raw.len()
+            );
+        }
+    }
+    log.insert(LAYOUT_KEY, LAYOUT_VERSION)?;
+    db.flush()?;
+    Ok(tail)
+}
+
+/// The bytes of one segment; an unreadable locator is `Corrupt`.
+fn read_segment(files: &SegmentFiles, (first, loc): SegmentRef) -> Result<Vec<u8>, StoreError> {
+    match loc {
+        Some(loc) => files.read(first, loc),
+        None => Err(StoreError::corrupt(
+            format!("log segment starting at seq {first}"),
+            "its locator in the log tree is unreadable",
+        )),
     }
 }
 
 /// The chain tail at open: the head record, or, if it is absent or unreadable, the last
 /// readable record (verify_chain reports the disagreement; opening must still work so it can
 /// run).
-fn recover_head(log: &sled::Tree) -> Result<(u64, Hash), StoreError> {
+fn recover_head(log: &sled::Tree, files: &SegmentFiles, segments: &[SegmentRef]) -> Result<(u64, Hash), StoreError> {
     if let Some(v) = log.get(HEAD_KEY)? {
         if let Some(head) = codec::decode_seq_hash(&v) {
             return Ok(head);
         }
     }
-    let last = log
-        .range(codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec())
-        .next_back()
-        .transpose()?;
+    let last = segments.last().and_then(|&seg| read_segment(files, seg).ok());
     Ok(match last {
         None => (0, [0; 32]),
-        Some((_, v)) => codec::frames(&v)
+        Some(v) => codec::frames(&v)
             .map_while(Result::ok)
             .last()
             .map(|f| (f.seq, codec::decode_record(f.record).map_or([0; 32], |r| r.hash)))
             .unwrap_or((0, [0; 32])),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(store: &Store, batches: usize, per_batch: usize) {
+        for b in 0..batches {
+            let items: Vec<(String, String, String)> = (0..per_batch)
+                .map(|i| {
+                    let n = b * per_batch + i;
+                    (format!("e{n}"), format!("P{}", n % 5), format!("{{\"n\":{n}}}"))
+                })
+                .collect();
+            let events: Vec<NewEvent<'_>> = items
+                .iter()
+                .map(|(id, p, c)| NewEvent {
+                    event_id: id,
+                    patient_id: p,
+                    content: c.as_bytes(),
+                    received_at_micros: 7,
+                })
+                .collect();
+            store.append_batch(&events).expect("append");
+        }
+    }
+
+    /// Turns segments from the `from`-th on back into layout-2 values (the segment bytes in
+    /// sled) and marks the store layout 2, as an older registry, or a migration cut short, left it.
+    fn downgrade(store: &Store, from: usize) {
+        let segments = read_segment_refs(&store.log, Layout::Three).expect("refs").0;
+        for &seg in &segments[from..] {
+            let bytes = store.read_segment(seg).expect("segment");
+            store.log.insert(codec::seq_key(SEGMENT, seg.0), bytes).expect("insert");
+        }
+        store.log.insert(LAYOUT_KEY, LAYOUT2_VERSION).expect("layout");
+        store.flush().expect("flush");
+    }
+
+    fn snapshot(store: &Store) -> (Vec<StoredEvent>, Hash, usize) {
+        let events: Vec<StoredEvent> = store.iter_from(1).map(|e| e.expect("event")).collect();
+        (events, store.head_hash(), store.outbox_len().expect("outbox") as usize)
+    }
+
+    #[test]
+    fn a_layout2_store_is_migrated_to_segment_files_at_open() {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let config = StoreConfig { outbox: true };
+        let before = {
+            let store = Store::open_with(dir.path(), &config).expect("open");
+            fill(&store, 30, 10);
+            store.outbox_done(&[1, 2, 3]).expect("done");
+            let before = snapshot(&store);
+            downgrade(&store, 0);
+            before
+        };
+        std::fs::remove_dir_all(dir.path().join(crate::segfile::SEGMENT_DIR)).expect("no files, as in layout 2");
+        for _ in 0..2 {
+            let store = Store::open_with(dir.path(), &config).expect("open migrates");
+            assert_eq!(snapshot(&store), before);
+            assert_eq!(store.log.get(LAYOUT_KEY).expect("get").as_deref(), Some(LAYOUT_VERSION));
+            let report = store.verify_chain(|_| {}).expect("verifies");
+            assert_eq!((report.events, report.outbox_pending), (300, 297));
+            assert_eq!(store.seq_of_event_id("e41").expect("lookup"), Some(42));
+        }
+    }
+
+    #[test]
+    fn a_migration_cut_short_is_finished_at_the_next_open() {
+        let dir = tempfile::TempDir::new().expect("tempdir");
+        let before = {
+            let store = Store::open(dir.path()).expect("open");
+            fill(&store, 20, 7);
+            let before = snapshot(&store);
+            downgrade(&store, 8);
+            before
+        };
+        let store = Store::open(dir.path()).expect("open finishes the migration");
+        assert_eq!(snapshot(&store), before);
+        fill(&store, 0, 0);
+        assert_eq!(store.verify_chain(|_| {}).expect("verifies").events, 140);
+    }
 }

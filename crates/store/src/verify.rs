@@ -4,6 +4,7 @@
 use crate::codec::{self, Hash, HEAD_KEY, OUTBOX, SEGMENT};
 use crate::error::{ChainError, ChainProblem, StoreError};
 use crate::log::{decode_outbox, Store};
+use crate::segfile::Locator;
 
 /// What a successful verification saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,19 @@ impl Store {
             let Some(first) = codec::parse_seq_key(SEGMENT, &k) else {
                 let key_hex = hex::encode(&k);
                 return Err(broken(expected, ChainProblem::BadKey { key_hex }));
+            };
+            let v = match Locator::decode(&v) {
+                None => {
+                    let detail = format!(
+                        "the locator of the segment starting at seq {first} is unreadable ({} bytes)",
+                        v.len()
+                    );
+                    return Err(broken(expected, ChainProblem::Segment { detail }));
+                }
+                Some(loc) => self.read_segment((first, Some(loc))).map_err(|e| {
+                    let detail = e.to_string();
+                    broken(expected, ChainProblem::Segment { detail })
+                })?,
             };
             let mut at_start = true;
             for frame in codec::frames(&v) {

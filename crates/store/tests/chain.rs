@@ -173,3 +173,44 @@ fn tampering_is_still_detected_after_reopen() {
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(broken_at(&store.verify_chain(|_| {}).expect_err("detected")), 9);
 }
+
+/// Damage done to the segment file itself, outside the store's API, as a disk error or a person
+/// with a hex editor would do it.
+fn flip_in_file(path: &std::path::Path, at: u64) {
+    let mut bytes = std::fs::read(path).expect("read segment file");
+    bytes[at as usize] ^= 0x01;
+    std::fs::write(path, bytes).expect("write segment file");
+}
+
+#[test]
+fn a_byte_flipped_in_the_segment_file_on_disk_names_that_seq() {
+    let dir = TempDir::new().expect("tempdir");
+    let (path, at) = {
+        let store = Store::open(dir.path()).expect("open");
+        fill(&store, 4, 25);
+        store.tamper_locate_content(61).expect("locate")
+    };
+    flip_in_file(&path, at + 2);
+    let store = Store::open(dir.path()).expect("reopen");
+    let err = store.verify_chain(|_| {}).expect_err("detected");
+    assert_eq!(broken_at(&err), 61);
+    assert!(matches!(err, ChainError::Broken { problem: ChainProblem::HashMismatch { .. }, .. }), "{err}");
+}
+
+#[test]
+fn a_segment_file_cut_short_names_the_first_lost_segment() {
+    let dir = TempDir::new().expect("tempdir");
+    let (path, at) = {
+        let store = Store::open(dir.path()).expect("open");
+        fill(&store, 3, 10);
+        store.tamper_locate_content(15).expect("locate")
+    };
+    // Cutting the file inside record 15 loses the batch holding it (seqs 11..=20) and the next.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open file");
+    file.set_len(at).expect("truncate");
+    drop(file);
+    let store = Store::open(dir.path()).expect("a damaged store still opens, for verify");
+    let err = store.verify_chain(|_| {}).expect_err("detected");
+    assert_eq!(broken_at(&err), 11);
+    assert!(err.to_string().contains("past the end of the file"), "{err}");
+}

@@ -280,6 +280,32 @@ fn a_batch_larger_than_one_segment_is_split_and_reads_back_whole() {
 }
 
 #[test]
+fn bytes_written_past_the_last_commit_are_cut_at_open_and_overwritten() {
+    // A crash between writing a batch's segment bytes and committing its locators leaves bytes
+    // after the committed end of the tail file; they must never be read as events.
+    let dir = TempDir::new().expect("tempdir");
+    let seg_file = dir.path().join("segments").join("00000000.seg");
+    {
+        let store = open(&dir);
+        store.append_batch(&[ev("a", "p", b"{\"n\":1}")]).expect("append");
+    }
+    let committed = std::fs::metadata(&seg_file).expect("segment file").len();
+    let mut bytes = std::fs::read(&seg_file).expect("read");
+    bytes.extend_from_slice(&[0xAB; 4096]);
+    std::fs::write(&seg_file, &bytes).expect("write garbage tail");
+    // A file numbered after the tail (a roll whose batch never committed) is removed too.
+    let orphan = dir.path().join("segments").join("00000001.seg");
+    std::fs::write(&orphan, b"uncommitted").expect("orphan");
+    let store = open(&dir);
+    assert_eq!(std::fs::metadata(&seg_file).expect("segment file").len(), committed);
+    assert!(!orphan.exists());
+    store.append_batch(&[ev("b", "p", b"{\"n\":2}")]).expect("append after reopen");
+    let all: Vec<Vec<u8>> = store.iter_from(1).map(|e| e.expect("event").content).collect();
+    assert_eq!(all, vec![b"{\"n\":1}".to_vec(), b"{\"n\":2}".to_vec()]);
+    assert_eq!(store.verify_chain(|_| {}).expect("verify").events, 2);
+}
+
+#[test]
 fn a_store_in_the_older_one_key_per_event_layout_is_refused_with_a_clear_error() {
     let dir = TempDir::new().expect("tempdir");
     {
