@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 /// mimalloc instead of the system allocator: the report, import and projection allocate many
 /// small strings, maps and vectors from several threads, where glibc's malloc (arena locks,
 /// consolidation, returning pages to the kernel and faulting them in again) cost about a fifth of
-/// a 100,000-patient report (perf; docs/report.md, "Benchmark").
+/// a 100,000-patient report (perf; docs/report.md, "Benchmark"), and 20-25 % of the live
+/// services' samples (docs/bus.md, "Benchmark").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

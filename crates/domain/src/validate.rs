@@ -198,6 +198,11 @@ pub fn check_schema(value: &Value) -> Result<(), Rejection> {
         Ok(v) => v,
         Err(e) => return Err(Rejection::new(RejectReason::Schema, format!("internal: embedded schema is unusable: {e}"))),
     };
+    // Valid events (nearly all) take the short-circuiting check; only an invalid one pays for
+    // collecting every error and its message.
+    if validator.is_valid(value) {
+        return Ok(());
+    }
     // "First" error = smallest (instance pointer, schema pointer): independent of evaluation order.
     let mut errors: Vec<(String, String, String)> = validator
         .iter_errors(value)

@@ -80,7 +80,29 @@ fn check(input: &RawInput<'_>) -> Checked {
 /// Returns one outcome per input, in input order. On `Err` nothing may be acknowledged; running
 /// the same inputs again is safe (accepted ones come back as duplicates).
 pub fn ingest_batch(store: &Store, inputs: &[RawInput<'_>], now_micros: i64) -> Result<Vec<InputOutcome>, StoreError> {
-    let checked: Vec<Checked> = inputs.iter().map(check).collect();
+    Ok(ingest_batch_accepted(store, inputs, now_micros)?.0)
+}
+
+/// An event [`ingest_batch_accepted`] newly stored: what the log holds at `seq`, with its keys,
+/// so that the caller can publish it without reading it back or parsing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedEvent {
+    pub seq: u64,
+    pub event_id: String,
+    pub patient_id: String,
+    /// The canonical bytes as appended.
+    pub content: Vec<u8>,
+    pub received_at_micros: i64,
+}
+
+/// [`ingest_batch`], also returning the newly accepted events (in input order) exactly as they
+/// were appended.
+pub fn ingest_batch_accepted(
+    store: &Store,
+    inputs: &[RawInput<'_>],
+    now_micros: i64,
+) -> Result<(Vec<InputOutcome>, Vec<AcceptedEvent>), StoreError> {
+    let mut checked: Vec<Checked> = inputs.iter().map(check).collect();
 
     let mut new_events = Vec::new();
     let mut new_event_input = Vec::new();
@@ -138,8 +160,21 @@ pub fn ingest_batch(store: &Store, inputs: &[RawInput<'_>], now_micros: i64) -> 
             outcomes[i] = Some(InputOutcome::Rejected { code: r.reason.code(), message: r.message, rejection_id: id });
         }
     }
-    Ok(outcomes
+    let outcomes: Vec<InputOutcome> = outcomes
         .into_iter()
         .map(|o| o.unwrap_or(InputOutcome::Rejected { code: "internal", message: "no outcome".into(), rejection_id: 0 }))
-        .collect())
+        .collect();
+    let mut accepted = Vec::new();
+    for (o, c) in outcomes.iter().zip(checked.iter_mut()) {
+        if let (InputOutcome::Accepted { seq, patient_id }, Checked::Valid { content, event_id, .. }) = (o, c) {
+            accepted.push(AcceptedEvent {
+                seq: *seq,
+                event_id: std::mem::take(event_id),
+                patient_id: patient_id.as_str().to_owned(),
+                content: std::mem::take(content),
+                received_at_micros: now_micros,
+            });
+        }
+    }
+    Ok((outcomes, accepted))
 }

@@ -11,5 +11,5 @@ mod batch;
 mod metrics;
 pub mod service;
 
-pub use batch::{ingest_batch, BatchSummary, InputOutcome, RawInput};
+pub use batch::{ingest_batch, ingest_batch_accepted, AcceptedEvent, BatchSummary, InputOutcome, RawInput};
 pub use metrics::IngestMetrics;

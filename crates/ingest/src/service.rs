@@ -1,4 +1,4 @@
-//! The ingest service: a durable pull consumer on EVENTS → [`ingest_batch`] → outbox → ACCEPTED.
+//! The ingest service: a durable pull consumer on EVENTS → [`ingest_batch`](crate::ingest_batch) → outbox → ACCEPTED.
 //!
 //! A raw message is acknowledged only after (1) its batch was appended and flushed and (2) every
 //! event it accepted was published to ACCEPTED and acknowledged by the stream. The outbox, written
@@ -22,7 +22,7 @@ use registry_store::{Store, StoreError, StoredEvent};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::batch::{ingest_batch, InputOutcome, RawInput};
+use crate::batch::{ingest_batch_accepted, AcceptedEvent, InputOutcome, RawInput};
 
 use crate::metrics::IngestMetrics;
 
@@ -76,9 +76,42 @@ pub enum IngestError {
 const OUTAGE_PAUSE: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
-struct PatientOnly {
+struct PatientOnly<'a> {
+    #[serde(borrow)]
+    event_id: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    patient_id: std::borrow::Cow<'a, str>,
+}
+
+/// One accepted event on its way to ACCEPTED, with the keys its subject and message id need.
+struct Outgoing {
+    seq: u64,
     event_id: String,
     patient_id: String,
+    content: bytes::Bytes,
+    received_at_micros: i64,
+}
+
+impl Outgoing {
+    /// An outbox entry read back from the log: its keys come from its content.
+    fn from_stored(e: StoredEvent) -> Result<Outgoing, IngestError> {
+        let keys: PatientOnly<'_> = serde_json::from_slice(&e.content)
+            .map_err(|err| IngestError::Consumer(format!("outbox entry seq {} unreadable: {err}", e.seq)))?;
+        let (event_id, patient_id) = (keys.event_id.into_owned(), keys.patient_id.into_owned());
+        Ok(Outgoing { seq: e.seq, event_id, patient_id, content: e.content.into(), received_at_micros: e.received_at_micros })
+    }
+}
+
+impl From<AcceptedEvent> for Outgoing {
+    fn from(e: AcceptedEvent) -> Outgoing {
+        Outgoing {
+            seq: e.seq,
+            event_id: e.event_id,
+            patient_id: e.patient_id,
+            content: e.content.into(),
+            received_at_micros: e.received_at_micros,
+        }
+    }
 }
 
 /// Publishes outbox entries to ACCEPTED (`Nats-Msg-Id = event_id`, up to
@@ -89,7 +122,7 @@ async fn publish_entries(
     store: &Store,
     js: &jetstream::Context,
     cfg: &IngestConfig,
-    entries: Vec<StoredEvent>,
+    entries: Vec<Outgoing>,
     wait_done: bool,
 ) -> Result<usize, IngestError> {
     if entries.is_empty() {
@@ -99,12 +132,10 @@ async fn publish_entries(
         let js = js.clone();
         let partitions = cfg.partitions;
         async move {
-            let keys: PatientOnly = serde_json::from_slice(&e.content)
-                .map_err(|err| IngestError::Consumer(format!("outbox entry seq {} unreadable: {err}", e.seq)))?;
-            let subject = subjects::accepted_subject_for_patient(&keys.patient_id, partitions);
+            let subject = subjects::accepted_subject_for_patient(&e.patient_id, partitions);
             let mut headers = HeaderMap::new();
             headers.insert(RECEIVED_AT_HEADER, e.received_at_micros.to_string().as_str());
-            publish_with_id(&js, &subject, &keys.event_id, Some(headers), e.content.into()).await?;
+            publish_with_id(&js, &subject, &e.event_id, Some(headers), e.content).await?;
             Ok(e.seq)
         }
     }))
@@ -154,6 +185,7 @@ pub async fn drain_outbox(store: &Store, js: &jetstream::Context, cfg: &IngestCo
         if pending.is_empty() {
             return Ok(total);
         }
+        let pending = pending.into_iter().map(Outgoing::from_stored).collect::<Result<Vec<_>, _>>()?;
         total += publish_entries(store, js, cfg, pending, true).await?;
     }
 }
@@ -175,9 +207,9 @@ struct Stored {
     msgs: Vec<jetstream::Message>,
     subjects: Vec<String>,
     outcomes: Vec<InputOutcome>,
-    /// The accepted events as stored (canonical bytes, arrival time), read back in the store
-    /// stage: exactly what the outbox would publish.
-    accepted: Vec<StoredEvent>,
+    /// The accepted events as appended (canonical bytes, arrival time, keys): exactly what the
+    /// outbox would publish.
+    accepted: Vec<Outgoing>,
     started: Instant,
     store_time: Duration,
 }
@@ -187,7 +219,7 @@ struct Stored {
 /// Two stages run concurrently, so that the fsync of one batch overlaps the publishing of the
 /// one before (docs/bus.md, "Pipelining"):
 /// 1. *store*: take every message waiting (up to `batch_max`), validate and append them with one
-///    flush ([`ingest_batch`]);
+///    flush ([`ingest_batch`](crate::ingest_batch));
 /// 2. *publish*: publish that batch's accepted events to ACCEPTED, all at once, await the acks,
 ///    mark them done in the outbox, send the rejection notices, then acknowledge the messages.
 ///
@@ -248,17 +280,8 @@ pub async fn run(
                         subject_site: Some(subjects::site_of_events_subject(subject).unwrap_or("")),
                     })
                     .collect();
-                let outcomes = ingest_batch(&store, &inputs, now)?;
-                let mut accepted = Vec::new();
-                for o in &outcomes {
-                    if let InputOutcome::Accepted { seq, .. } = o {
-                        match store.get(*seq)? {
-                            Some(e) => accepted.push(e),
-                            None => return Err(IngestError::Consumer(format!("accepted event {seq} is not in the log"))),
-                        }
-                    }
-                }
-                Ok((outcomes, accepted))
+                let (outcomes, accepted) = ingest_batch_accepted(&store, &inputs, now)?;
+                Ok::<_, IngestError>((outcomes, accepted.into_iter().map(Outgoing::from).collect::<Vec<_>>()))
             })
             .await
         };

@@ -1,11 +1,11 @@
 //! Per-patient refold of the log: catch-up after appends, views for queries, verification.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::alerts::{alerts_between, Alert};
 use registry_domain::config::Config;
-use registry_domain::events::PatientId;
+use registry_domain::events::{Event, PatientId};
 use registry_domain::projection::{project_patient, PatientProjection};
 use registry_domain::view::{RecordedEvent, View};
 use registry_domain::stored;
@@ -77,8 +77,9 @@ fn decode(e: &StoredEvent) -> Result<RecordedEvent, ProjectorError> {
 }
 
 #[derive(Deserialize)]
-struct PatientOnly {
-    patient_id: String,
+struct PatientOnly<'a> {
+    #[serde(borrow)]
+    patient_id: std::borrow::Cow<'a, str>,
 }
 
 impl Projector {
@@ -103,8 +104,25 @@ impl Projector {
     /// corrections names, so the fold can see the link crosses patients, ignore it and say so
     /// (domain.md, "Which events count"). Those events never count for this patient.
     pub fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, ProjectorError> {
-        let mut events: Vec<RecordedEvent> =
-            self.store.patient_events(patient_id)?.iter().map(decode).collect::<Result<_, _>>()?;
+        self.patient_events_with(patient_id, &mut HashMap::new())
+    }
+
+    /// [`Projector::patient_events`], taking the decoded event of a seq from `fresh` (removing
+    /// it) instead of decoding the stored bytes again.
+    fn patient_events_with(
+        &self,
+        patient_id: &str,
+        fresh: &mut HashMap<u64, Event>,
+    ) -> Result<Vec<RecordedEvent>, ProjectorError> {
+        let mut events: Vec<RecordedEvent> = self
+            .store
+            .patient_events(patient_id)?
+            .iter()
+            .map(|e| match fresh.remove(&e.seq) {
+                Some(event) => Ok(RecordedEvent { event, seq: e.seq, received_at: micros_to_utc(e.received_at_micros) }),
+                None => decode(e),
+            })
+            .collect::<Result<_, _>>()?;
         for e in &events {
             if e.event.patient_id.as_str() != patient_id {
                 return Err(ProjectorError::Decode {
@@ -134,14 +152,28 @@ impl Projector {
         Ok(events)
     }
 
-    /// Patients with an event after `after_seq`, sorted.
-    fn touched_since(&self, after_seq: u64) -> Result<BTreeSet<String>, ProjectorError> {
+    /// Patients with an event after `after_seq` (through `through_seq`), sorted. When `fresh`
+    /// holds every one of those events (the batch just appended), the log is not read.
+    fn touched_since(
+        &self,
+        after_seq: u64,
+        through_seq: u64,
+        fresh: &HashMap<u64, Event>,
+    ) -> Result<BTreeSet<String>, ProjectorError> {
         let mut touched = BTreeSet::new();
+        if (after_seq + 1..=through_seq).all(|seq| fresh.contains_key(&seq)) {
+            for seq in after_seq + 1..=through_seq {
+                if let Some(e) = fresh.get(&seq) {
+                    touched.insert(e.patient_id.as_str().to_owned());
+                }
+            }
+            return Ok(touched);
+        }
         for e in self.store.iter_from(after_seq + 1) {
             let e = e?;
-            let p: PatientOnly = serde_json::from_slice(&e.content)
+            let p: PatientOnly<'_> = serde_json::from_slice(&e.content)
                 .map_err(|err| ProjectorError::Decode { seq: e.seq, source: err.into() })?;
-            touched.insert(p.patient_id);
+            touched.insert(p.patient_id.into_owned());
         }
         Ok(touched)
     }
@@ -155,6 +187,14 @@ impl Projector {
     /// the new checkpoint in one atomic batch, and returns the alerts the change raises.
     /// `view_date` is the clinical date of the view (today, in a running service).
     pub fn catch_up(&self, view_date: NaiveDate) -> Result<CatchUp, ProjectorError> {
+        self.catch_up_with(view_date, HashMap::new())
+    }
+
+    /// [`Projector::catch_up`] with the events just appended already decoded, by seq: the
+    /// service decodes every message it receives, and refolding would otherwise decode them a
+    /// second time from the log. `fresh` must hold exactly what decoding the stored bytes at
+    /// each seq gives; seqs it lacks are read and decoded from the log.
+    pub fn catch_up_with(&self, view_date: NaiveDate, mut fresh: HashMap<u64, Event>) -> Result<CatchUp, ProjectorError> {
         let before_seq = self.store.labels_through_seq()?;
         let through_seq = self.store.last_seq();
         if through_seq <= before_seq {
@@ -165,7 +205,7 @@ impl Projector {
         let touched: BTreeSet<String> = if before_seq == 0 {
             self.store.patient_ids()?.into_iter().collect()
         } else {
-            self.touched_since(before_seq)?
+            self.touched_since(before_seq, through_seq, &fresh)?
         };
         let view = View { as_of: view_date, known_at: None };
         // Patients are refolded and written in chunks so that memory stays bounded however many
@@ -181,7 +221,7 @@ impl Projector {
             let mut writes: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(chunk.len());
             let mut alerts = Vec::new();
             for patient_id in chunk {
-                let events = self.patient_events(patient_id)?;
+                let events = self.patient_events_with(patient_id, &mut fresh)?;
                 let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
                 let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
                 let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
@@ -198,12 +238,14 @@ impl Projector {
                 writes.push((patient_id.as_str(), value));
             }
             // Alerts first: if the process dies before the labels are written, the next catch-up
-            // computes the same alerts (same ids) and they are stored once. Only the last chunk
-            // flushes (sled's flush is database-wide, so it makes every earlier chunk durable
-            // too, alerts before the checkpoint that covers them); the earlier chunks keep the
-            // old checkpoint, so losing them in a crash loses nothing.
+            // computes the same alerts (same ids) and they are stored once. One flush, after the
+            // last chunk's labels and checkpoint, makes the whole catch-up durable (sled's flush
+            // is database-wide). The alerts are written before the checkpoint that covers them,
+            // and sled recovers its writes in order (a crash leaves a prefix of them), so a
+            // checkpoint that survived a crash has its alerts. The earlier chunks keep the old
+            // checkpoint, so losing them in a crash loses nothing.
             let last = i + 1 == chunks;
-            self.persist_alerts(&alerts, last)?;
+            self.persist_alerts(&alerts, false)?;
             alerts_raised += alerts.len();
             if last {
                 self.store.put_labels_batch(writes, through_seq)?;

@@ -5,6 +5,7 @@
 //! computed before a crash is published after it; a recomputed alert has the same id (same facts)
 //! and is stored and delivered once.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -13,7 +14,8 @@ use async_nats::jetstream;
 use futures::StreamExt;
 use registry_bus::{publish_with_id, subjects, BusError};
 use registry_domain::stored;
-use registry_store::{NewEvent, StoreError};
+use registry_domain::events::Event;
+use registry_store::{AppendOutcome, NewEvent, StoreError};
 
 use crate::fold::{Projector, ProjectorError};
 use crate::query::{self, QUEUE_GROUP};
@@ -75,41 +77,61 @@ pub enum ServiceError {
 /// alerts than one round takes, and nothing else would publish the rest before the next batch
 /// arrives (regression: alerts beyond the first 10,000 stayed unpublished when the stream ended).
 pub async fn drain_alerts(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
-    let mut total = 0;
+    let published = publish_alerts(projector, js).await?;
+    let n = published.len();
+    mark_alerts_done(projector, published).await?;
+    Ok(n)
+}
+
+/// How many outbox entries one scan reads.
+const ALERT_ROUND: usize = 10_000;
+
+/// Publishes every alert in the outbox (`Nats-Msg-Id = alert_id`, acks awaited) and returns the
+/// ids published, not yet marked done: the caller marks them with [`mark_alerts_done`] (an
+/// entry left unmarked is published again later and dropped by the stream as a duplicate).
+async fn publish_alerts(projector: &Projector, js: &jetstream::Context) -> Result<Vec<String>, ServiceError> {
+    let mut published: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     loop {
-        let n = drain_alerts_once(projector, js).await?;
-        if n == 0 {
-            return Ok(total);
+        let store = projector.store().clone();
+        let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(ALERT_ROUND)).await??;
+        let full = pending.len() >= ALERT_ROUND;
+        let todo: Vec<(String, String, Vec<u8>)> = pending.into_iter().filter(|(id, _, _)| !seen.contains(id)).collect();
+        if todo.is_empty() {
+            if !full {
+                return Ok(published);
+            }
+            // A whole round is published but not yet marked: mark it so the scan moves on.
+            mark_alerts_done(projector, std::mem::take(&mut published)).await?;
+            continue;
         }
-        total += n;
+        let results: Vec<Result<String, ServiceError>> = futures::stream::iter(todo.into_iter().map(|(alert_id, kind, body)| {
+            let js = js.clone();
+            async move {
+                let subject = subjects::alerts_subject(&kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
+                publish_with_id(&js, &subject, &alert_id, None, body.into()).await?;
+                Ok(alert_id)
+            }
+        }))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+        for r in results {
+            let id = r?;
+            seen.insert(id.clone());
+            published.push(id);
+        }
     }
 }
 
-async fn drain_alerts_once(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
-    let store = projector.store().clone();
-    let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(10_000)).await??;
-    if pending.is_empty() {
-        return Ok(0);
+/// Removes published alerts from the outbox (flushed).
+async fn mark_alerts_done(projector: &Projector, ids: Vec<String>) -> Result<(), ServiceError> {
+    if ids.is_empty() {
+        return Ok(());
     }
-    let mut done = Vec::with_capacity(pending.len());
-    let results: Vec<Result<String, ServiceError>> = futures::stream::iter(pending.into_iter().map(|(alert_id, kind, body)| {
-        let js = js.clone();
-        async move {
-            let subject = subjects::alerts_subject(&kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
-            publish_with_id(&js, &subject, &alert_id, None, body.into()).await?;
-            Ok(alert_id)
-        }
-    }))
-    .buffer_unordered(64)
-    .collect()
-    .await;
-    for r in results {
-        done.push(r?);
-    }
-    let n = done.len();
     let store = projector.store().clone();
-    tokio::task::spawn_blocking(move || store.alert_outbox_done(&done)).await??;
-    Ok(n)
+    tokio::task::spawn_blocking(move || store.alert_outbox_done(&ids)).await??;
+    Ok(())
 }
 
 /// How long to pause after the bus stayed unavailable through a publish's retries.
@@ -177,8 +199,9 @@ fn max_ack_pending(batch_max: usize, depth: usize) -> i64 {
 ///
 /// Two stages run concurrently (docs/bus.md, "Pipelining"): *store* takes every message
 /// waiting (up to `batch_max`), appends them to the projector's log and catches up (alerts,
-/// then labels with their checkpoint, each flushed); *publish* publishes the alert outbox
-/// (`Nats-Msg-Id = alert_id`), awaits the acks, then acknowledges the batch's messages. So a
+/// then labels with their checkpoint, one flush); *publish* publishes the alert outbox
+/// (`Nats-Msg-Id = alert_id`), awaits the acks, acknowledges the batch's messages, then marks
+/// the alerts done. So a
 /// message is acknowledged only after its labels and alerts are durable and its alerts are on
 /// ALERTS, while the next batch is already being stored.
 pub async fn run(
@@ -271,8 +294,8 @@ async fn publish_stage(
 ) -> Result<(), ServiceError> {
     while let Some(batch) = rx.recv().await {
         let t = Instant::now();
-        match drain_alerts(&projector, &js).await {
-            Ok(_) => {}
+        let published = match publish_alerts(&projector, &js).await {
+            Ok(ids) => ids,
             // The server is away longer than one publish's retries: the labels and the alert
             // outbox are durable, the messages unacknowledged; redelivery after ack_wait (or
             // the next batch) publishes the rest. Exiting would stop `registry serve` as a
@@ -283,13 +306,16 @@ async fn publish_stage(
                 continue;
             }
             Err(e) => return Err(e),
-        }
+        };
         let t_alerts = t.elapsed();
         for m in &batch.msgs {
             if let Err(e) = m.ack().await {
                 tracing::warn!(error = %e, "ack failed; redelivery is absorbed as a duplicate");
             }
         }
+        // After the acks: marking is bookkeeping (its flush need not delay them), but it is
+        // done before the next batch reads the outbox, which would otherwise publish these again.
+        mark_alerts_done(&projector, published).await?;
         if !batch.msgs.is_empty() {
             tracing::debug!(
                 n = batch.msgs.len(),
@@ -305,11 +331,12 @@ async fn publish_stage(
 }
 
 /// The store stage of one batch: the events into the projector's log (one flush), then
-/// catch-up (alerts, then labels and checkpoint, each flushed).
+/// catch-up on the events just decoded (alerts, then labels and checkpoint, one flush).
 async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Result<Projected, ServiceError> {
     let started = Instant::now();
     let now = chrono::Utc::now().timestamp_micros();
     let mut rows: Vec<(String, String, bytes::Bytes, i64)> = Vec::with_capacity(msgs.len());
+    let mut decoded = Vec::with_capacity(msgs.len());
     for m in &msgs {
         match stored::decode(&m.payload) {
             Ok(event) => {
@@ -320,6 +347,7 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
                     .and_then(|v| v.as_str().parse::<i64>().ok())
                     .unwrap_or(now);
                 rows.push((event.event_id.hyphenated().to_string(), event.patient_id.as_str().to_owned(), m.payload.clone(), received));
+                decoded.push(event);
             }
             // ACCEPTED carries only events the ingest validated; anything else is not ours.
             Err(e) => tracing::error!(subject = %m.subject, error = %e, "undecodable message on ACCEPTED dropped"),
@@ -331,8 +359,18 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
             .iter()
             .map(|(id, pid, content, at)| NewEvent { event_id: id, patient_id: pid, content, received_at_micros: *at })
             .collect();
-        p.store().append_batch(&events)?;
-        Ok(p.catch_up(today())?.patients)
+        let outcomes = p.store().append_batch(&events)?;
+        // The events just stored are decoded already: catch-up reuses them instead of decoding
+        // the same bytes again from the log.
+        let fresh: HashMap<u64, Event> = outcomes
+            .into_iter()
+            .zip(decoded)
+            .filter_map(|(o, event)| match o {
+                AppendOutcome::Accepted { seq } => Some((seq, event)),
+                _ => None,
+            })
+            .collect();
+        Ok(p.catch_up_with(today(), fresh)?.patients)
     })
     .await??;
     Ok(Projected { msgs, started, store_time: started.elapsed(), patients })
