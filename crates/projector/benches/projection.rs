@@ -25,20 +25,21 @@ use registry_domain::synth::{generate, Profile, SynthConfig};
 use registry_projector::Projector;
 use registry_store::{NewEvent, Store};
 
-fn peak_rss_mib() -> f64 {
+/// A `VmHWM:`/`VmRSS:`-style line of /proc/self/status, in MiB.
+fn status_mib(key: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+        .and_then(|s| s.lines().find(|l| l.starts_with(key)).map(str::to_owned))
         .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    status_mib("VmRSS:")
 }
 
 /// CPU seconds this process has used (user + system, all threads), from /proc/self/stat. On a

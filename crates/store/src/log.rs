@@ -405,10 +405,11 @@ impl Store {
         while i < seqs.len() {
             // Fast path: a run of consecutive seqs in one segment, read as one byte range.
             let index = self.read_index();
+            let first_segment = index.segment_of(seqs[i]).map(|s| s.0);
             let mut run = 1;
             while i + run < seqs.len()
                 && seqs[i + run] == seqs[i] + run as u64
-                && index.segment_of(seqs[i + run]).map(|s| s.0) == index.segment_of(seqs[i]).map(|s| s.0)
+                && index.segment_of(seqs[i + run]).map(|s| s.0) == first_segment
             {
                 run += 1;
             }
