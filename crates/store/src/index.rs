@@ -36,13 +36,16 @@ pub(crate) struct Index {
     /// unless the log was damaged; a seq past it is read through its whole segment. 4 bytes per
     /// event.
     frame_offsets: Vec<u32>,
+    /// False for the segments-only index of [`crate::Store::open_lazy`] until its first use
+    /// builds the rest.
+    pub(crate) complete: bool,
 }
 
 impl Index {
     /// Reads every segment once, in order. Unreadable segments and damaged frames are skipped
     /// (verify reports them).
     pub(crate) fn build(files: &SegmentFiles, segments: Vec<SegmentRef>) -> Result<Index, StoreError> {
-        let mut index = Index::default();
+        let mut index = Index { complete: true, ..Index::default() };
         for &(first, loc) in &segments {
             let Some(Ok(bytes)) = loc.map(|loc| files.read(first, loc)) else {
                 continue;
@@ -58,6 +61,12 @@ impl Index {
         }
         index.segments = segments;
         Ok(index)
+    }
+
+    /// Only the segment map: enough to stream the log ([`crate::Store::iter_from`]); the rest is
+    /// built by [`Index::build`] on first need.
+    pub(crate) fn segments_only(segments: Vec<SegmentRef>) -> Index {
+        Index { segments, ..Index::default() }
     }
 
     /// Records one stored event. The first seq of an id wins (a repeated id can only come from

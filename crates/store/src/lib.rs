@@ -27,6 +27,7 @@ mod index;
 mod log;
 mod rejections;
 mod segfile;
+mod snapshot;
 mod verify;
 
 pub use alerts::StoredAlert;

@@ -134,6 +134,26 @@ impl Store {
     /// A layout-2 store (segments as sled values) is migrated in place to layout 3 (segment
     /// files) first; the migration is resumable after a crash.
     pub fn open_with(dir: &Path, config: &StoreConfig) -> Result<Store, StoreError> {
+        Store::open_inner(dir, config, true)
+    }
+
+    /// [`Store::open`] without rebuilding the event-id and patient indexes at open: the one
+    /// sequential read of the whole log they need (~1 s per million events) happens on the first
+    /// call that needs them (a lookup by id or patient, an append, verify). Streaming the log
+    /// ([`Store::iter_from`]), `last_seq` and the derived trees do not need them. For a
+    /// short-lived reader that may not need them at all (`registry report` over a current
+    /// snapshot). Results are the same as with [`Store::open`].
+    pub fn open_lazy(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_inner(dir, &StoreConfig::default(), false)
+    }
+
+    /// Whether the event-id and patient indexes are built (always after [`Store::open`]; after
+    /// [`Store::open_lazy`] once something needed them).
+    pub fn indexes_built(&self) -> bool {
+        self.index.read().unwrap_or_else(PoisonError::into_inner).complete
+    }
+
+    fn open_inner(dir: &Path, config: &StoreConfig, build_index: bool) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             dir: dir.to_path_buf(),
             source,
@@ -154,7 +174,7 @@ impl Store {
         }
         let (last_seq, head_hash) = recover_head(&log, &files, &segments)?;
         let next_rejection_id = crate::rejections::recover_next_id(&rejected)?;
-        let index = Index::build(&files, segments)?;
+        let index = if build_index { Index::build(&files, segments)? } else { Index::segments_only(segments) };
         Ok(Store {
             db,
             log,
@@ -181,7 +201,32 @@ impl Store {
 
     pub(crate) fn read_index(&self) -> RwLockReadGuard<'_, Index> {
         // Same reasoning: the index is only mutated by complete inserts.
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        if index.complete {
+            return index;
+        }
+        drop(index);
+        self.complete_index();
         self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Builds the indexes of a lazily opened store from its segment map (once, under the write
+    /// lock: a concurrent caller waits and finds them built).
+    fn complete_index(&self) {
+        let mut index = self.write_index();
+        if !index.complete {
+            // `Index::build` skips unreadable segments and damaged frames (verify reports them):
+            // it cannot fail, the `Result` is the signature's.
+            let segments = index.segments_from(0);
+            if let Ok(built) = Index::build(&self.files, segments) {
+                *index = built;
+            }
+        }
+    }
+
+    /// The segment map only (complete even when the indexes are not built yet).
+    fn segments_from(&self, seq: u64) -> Vec<SegmentRef> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner).segments_from(seq)
     }
 
     fn write_index(&self) -> RwLockWriteGuard<'_, Index> {
@@ -483,7 +528,7 @@ impl Store {
         seq: u64,
     ) -> impl Iterator<Item = Result<StoredEvent, StoreError>> + Send + 'static {
         SegmentIter {
-            segments: self.read_index().segments_from(seq).into_iter(),
+            segments: self.segments_from(seq).into_iter(),
             files: Arc::clone(&self.files),
             pending: VecDeque::new(),
             from: seq,

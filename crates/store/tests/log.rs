@@ -316,3 +316,48 @@ fn a_store_in_the_older_one_key_per_event_layout_is_refused_with_a_clear_error()
     let err = Store::open(dir.path()).expect_err("refused");
     assert!(err.to_string().contains("layout 1"), "{err}");
 }
+
+#[test]
+fn a_lazily_opened_store_streams_without_indexes_and_answers_like_an_eager_one() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let store = open(&dir);
+        for b in 0..5 {
+            let ids: Vec<String> = (0..40).map(|i| format!("e{b}-{i}")).collect();
+            let pats: Vec<String> = (0..40).map(|i| format!("p{}", i % 7)).collect();
+            let batch: Vec<NewEvent<'_>> =
+                ids.iter().zip(&pats).map(|(id, p)| ev(id, p, id.as_bytes())).collect();
+            store.append_batch(&batch).expect("append");
+        }
+    }
+    let eager = open(&dir);
+    let eager_all: Vec<_> = eager.iter_from(1).collect::<Result<_, _>>().expect("eager scan");
+    let eager_p3 = eager.patient_events("p3").expect("eager patient");
+    let eager_ids = eager.patient_ids().expect("eager ids");
+    let eager_seq = eager.seq_of_event_id("e2-17").expect("eager seq");
+    drop(eager);
+
+    let lazy = Store::open_lazy(dir.path()).expect("open lazy");
+    assert!(!lazy.indexes_built());
+    assert_eq!(lazy.last_seq(), 200);
+    let all: Vec<_> = lazy.iter_from(1).collect::<Result<_, _>>().expect("lazy scan");
+    assert_eq!(all, eager_all);
+    let tail: Vec<_> = lazy.iter_from(150).collect::<Result<_, _>>().expect("lazy tail");
+    assert_eq!(tail, eager_all[149..]);
+    assert!(!lazy.indexes_built(), "streaming must not build the indexes");
+    assert_eq!(lazy.patient_events("p3").expect("lazy patient"), eager_p3);
+    assert!(lazy.indexes_built());
+    assert_eq!(lazy.patient_ids().expect("lazy ids"), eager_ids);
+    assert_eq!(lazy.seq_of_event_id("e2-17").expect("lazy seq"), eager_seq);
+}
+
+#[test]
+fn an_append_on_a_lazily_opened_store_sees_what_is_stored() {
+    let dir = TempDir::new().expect("tempdir");
+    open(&dir).append_batch(&[ev("e1", "p1", b"one")]).expect("append");
+    let lazy = Store::open_lazy(dir.path()).expect("open lazy");
+    let out = lazy.append_batch(&[ev("e1", "p1", b"one"), ev("e2", "p1", b"two")]).expect("append");
+    assert_eq!(out, vec![AppendOutcome::Duplicate { seq: 1 }, AppendOutcome::Accepted { seq: 2 }]);
+    assert_eq!(lazy.patient_events("p1").expect("events").len(), 2);
+    assert_eq!(lazy.seq_of_event_id("e2").expect("seq"), Some(2));
+}
