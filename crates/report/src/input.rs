@@ -8,7 +8,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use registry_domain::events::{Enrollment, Histology, NStage, Organ, Sex, TStage};
 use registry_domain::projection::PatientProjection;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One patient as handed to [`crate::build`].
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,89 @@ impl PatientInput {
     }
 }
 
+/// The enrolment facts the report reads (Table 1 and Table 3 covariates, age at T0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EnrollmentFacts {
+    pub(crate) birth_year: u16,
+    pub(crate) sex: Sex,
+    pub(crate) histology: Histology,
+    pub(crate) ecog: u8,
+    pub(crate) t_stage: TStage,
+    pub(crate) n_stage: NStage,
+    /// `f64::to_bits`: stored and read back bit for bit (a decimal text form need not parse back
+    /// to the same double with every parser).
+    pub(crate) primary_size_mm_bits: u64,
+    pub(crate) prior_systemic_lines: u8,
+}
+
+impl EnrollmentFacts {
+    fn of(e: &Enrollment) -> EnrollmentFacts {
+        EnrollmentFacts {
+            birth_year: e.birth_year,
+            sex: e.sex,
+            histology: e.histology,
+            ecog: e.ecog,
+            t_stage: e.t_stage,
+            n_stage: e.n_stage,
+            primary_size_mm_bits: e.primary_size_mm.to_bits(),
+            prior_systemic_lines: e.prior_systemic_lines,
+        }
+    }
+
+    fn primary_size_mm(&self) -> f64 {
+        f64::from_bits(self.primary_size_mm_bits)
+    }
+}
+
+/// Exactly what the report reads of one patient, compact: the labels through the lenient shape
+/// (only the fields the report uses), the enrolment facts it uses and the baseline metastatic
+/// organs. [`build`](crate::build) turns every [`PatientInput`] into one of these first, so a
+/// report built from stored rows ([`crate::build_from_rows`]) is the same, byte for byte, as one
+/// built from the inputs the rows were made of. [`PatientRow::to_bytes`] / [`PatientRow::from_bytes`]
+/// store it (`registry report`'s snapshot, docs/report.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatientRow {
+    labels: LabelsIn,
+    enrollment: Option<EnrollmentFacts>,
+    baseline_metastatic_sites: Option<Vec<Organ>>,
+}
+
+impl PatientRow {
+    /// The row of one patient's input; `index` names the patient in an error.
+    pub fn from_input(index: usize, p: &PatientInput) -> Result<PatientRow, ReportError> {
+        Ok(PatientRow {
+            labels: parse_labels(index, &p.labels)?,
+            enrollment: p.enrollment.as_ref().map(EnrollmentFacts::of),
+            baseline_metastatic_sites: p.baseline_metastatic_sites.clone(),
+        })
+    }
+
+    /// The row of a projection (what [`PatientInput::from_projection`] gives, as a row).
+    pub fn from_projection(p: &PatientProjection) -> Result<PatientRow, ReportError> {
+        PatientRow::from_input(0, &PatientInput::from_projection(p))
+    }
+
+    /// The patient's id (from the labels).
+    pub fn patient_id(&self) -> &str {
+        &self.labels.patient_id
+    }
+
+    /// A compact serialisation (JSON of the row; the one float as its bits).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings, integers, dates and booleans only: serialisation cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads back what [`PatientRow::to_bytes`] wrote.
+    pub fn from_bytes(bytes: &[u8]) -> Result<PatientRow, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub(crate) fn into_subject(self) -> Subject {
+        Subject::new(self.labels, self.enrollment.as_ref(), self.baseline_metastatic_sites.as_deref())
+    }
+}
+
 /// Everything the report is computed from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportInput {
@@ -58,7 +141,7 @@ pub enum ReportError {
 
 // ---- the lenient labels shape -------------------------------------------------------------------
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct LabelsIn {
     pub(crate) patient_id: String,
@@ -75,7 +158,7 @@ pub(crate) struct LabelsIn {
     pub(crate) cbpd: Option<bool>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct BaselineIn {
     pub(crate) bbm: Option<bool>,
@@ -84,7 +167,7 @@ pub(crate) struct BaselineIn {
     pub(crate) metastatic_lesions: Option<u32>,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct ProgressionIn {
     pub(crate) pattern: Option<String>,
@@ -93,7 +176,7 @@ pub(crate) struct ProgressionIn {
     pub(crate) brain: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ClockIn {
     pub(crate) start: NaiveDate,
     pub(crate) end: NaiveDate,
@@ -102,7 +185,7 @@ pub(crate) struct ClockIn {
     pub(crate) reason: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub(crate) struct RtIn {
     pub(crate) prior: Option<bool>,
@@ -149,7 +232,7 @@ pub(crate) struct Subject {
 }
 
 impl Subject {
-    pub(crate) fn new(labels: LabelsIn, enrollment: Option<&Enrollment>, baseline_sites: Option<&[Organ]>) -> Subject {
+    pub(crate) fn new(labels: LabelsIn, enrollment: Option<&EnrollmentFacts>, baseline_sites: Option<&[Organ]>) -> Subject {
         let indexed = labels.status == "indexed";
         let age = match (enrollment, labels.index_date) {
             (Some(e), Some(t0)) => Some(f64::from(t0.year() - i32::from(e.birth_year))),
@@ -163,7 +246,7 @@ impl Subject {
             ecog: enrollment.map(|e| e.ecog),
             t_stage: enrollment.map(|e| e.t_stage),
             n_stage: enrollment.map(|e| e.n_stage),
-            primary_size_mm: enrollment.map(|e| e.primary_size_mm).filter(|v| v.is_finite()),
+            primary_size_mm: enrollment.map(EnrollmentFacts::primary_size_mm).filter(|v| v.is_finite()),
             prior_lines: enrollment.map(|e| e.prior_systemic_lines),
             // Sites only mean something with a baseline in the labels.
             baseline_sites: baseline_sites.filter(|_| labels.baseline.is_some()).map(<[Organ]>::to_vec),

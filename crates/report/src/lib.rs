@@ -30,7 +30,7 @@ use serde::Serialize;
 use analysis::{
     BrainEvolution, Comparison, CumIncSection, CifPlot, Endpoint, KmPlot, Table1, Table2, Table3,
 };
-pub use input::{PatientInput, ReportError, ReportInput};
+pub use input::{PatientInput, PatientRow, ReportError, ReportInput};
 use input::Subject;
 use num::Num;
 
@@ -78,11 +78,17 @@ struct Plots {
 
 /// Builds the report from every listed patient's labels and enrolment.
 pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
-    let mut subjects = Vec::with_capacity(input.patients.len());
+    let mut rows = Vec::with_capacity(input.patients.len());
     for (i, p) in input.patients.iter().enumerate() {
-        let labels = input::parse_labels(i, &p.labels)?;
-        subjects.push(Subject::new(labels, p.enrollment.as_ref(), p.baseline_metastatic_sites.as_deref()));
+        rows.push(PatientRow::from_input(i, p)?);
     }
+    Ok(build_from_rows(input.as_of, input.known_at, rows))
+}
+
+/// Builds the report from every listed patient's [`PatientRow`] (any order) in the view
+/// (`as_of`, `known_at`): what [`build`] does after reading its input into rows.
+pub fn build_from_rows(as_of: NaiveDate, known_at: Option<chrono::DateTime<chrono::Utc>>, rows: Vec<PatientRow>) -> Report {
+    let mut subjects: Vec<Subject> = rows.into_iter().map(PatientRow::into_subject).collect();
     subjects.sort_by(|a, b| a.labels.patient_id.cmp(&b.labels.patient_id));
     let indexed: Vec<&Subject> = subjects.iter().filter(|s| s.indexed).collect();
     let n_indexed = indexed.len();
@@ -133,9 +139,9 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
     }
     let (cumulative_incidence, cif_plot) = analysis::cumulative(&indexed);
 
-    Ok(Report {
-        as_of: input.as_of,
-        known_at: input.known_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+    Report {
+        as_of,
+        known_at: known_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         n_patients: subjects.len(),
         n_indexed,
         orr,
@@ -152,7 +158,7 @@ pub fn build(input: &ReportInput) -> Result<Report, ReportError> {
         brain_evolution: analysis::brain_evolution(&indexed),
         plots: Plots { km: km_plots, cif: cif_plot },
         best_response,
-    })
+    }
 }
 
 impl Report {
