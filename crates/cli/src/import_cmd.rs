@@ -37,11 +37,30 @@ pub(crate) fn open_store(data: &std::path::Path) -> anyhow::Result<Store> {
     Store::open(&data.join("store")).with_context(|| format!("cannot open the store in {}", data.display()))
 }
 
+/// [`open_store`] for a reader: the store's indexes are built only if something needs them
+/// (`Store::open_lazy`).
+pub(crate) fn open_store_lazy(data: &std::path::Path) -> anyhow::Result<Store> {
+    let dir = data.join("store");
+    if !dir.exists() {
+        return open_store(data);
+    }
+    Store::open_lazy(&dir).with_context(|| format!("cannot open the store in {}", data.display()))
+}
+
+/// Brings the report snapshot up to date with the log (docs/report.md, "Snapshot").
+fn refresh_snapshot(store: &Store) -> anyhow::Result<()> {
+    let pb = crate::progress::bar(0, "report snapshot", false);
+    crate::snapshot::refresh(store, today(), &pb).context("report snapshot refresh failed")?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
 pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&args.data)?;
     let projector = Projector::new(store.clone(), Config::default());
     // Finish whatever an interrupted earlier run appended but did not project.
     projector.catch_up(today()).context("projection catch-up failed")?;
+    refresh_snapshot(&store)?;
 
     let (reader, total, name): (Box<dyn Read>, Option<u64>, String) = if args.file.as_os_str() == "-" {
         (Box::new(io::stdin().lock()), None, "stdin".to_owned())
@@ -88,6 +107,7 @@ pub(crate) fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
     }
     pb.finish_and_clear();
+    refresh_snapshot(&store)?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(ExitCode::SUCCESS)
 }

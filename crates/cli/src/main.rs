@@ -21,6 +21,7 @@ mod ops_http;
 mod progress;
 mod report_cmd;
 mod services_cmd;
+mod snapshot;
 mod stats_cmd;
 mod synth_cmd;
 mod verify_cmd;

@@ -19,10 +19,11 @@ use registry_domain::config::Config;
 use registry_domain::events::PatientId;
 use registry_domain::projection::{project_patient, PatientProjection};
 use registry_domain::view::{events_by_patient, RecordedEvent, View};
-use registry_report::{PatientInput, ReportInput};
+use registry_report::{PatientInput, PatientRow, ReportInput};
 use registry_store::{Store, StoredEvent};
 
 use crate::labels_cmd::{parse_date, parse_instant};
+use crate::snapshot;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Format {
@@ -58,11 +59,14 @@ pub(crate) struct ReportArgs {
     /// Print the time of each phase (open, read and decode, project, report, render) on stderr.
     #[arg(long)]
     timings: bool,
+    /// Recompute every patient from the log; neither read nor write the report snapshot.
+    #[arg(long)]
+    recompute: bool,
 }
 
 /// Phase durations, printed by `--timings`.
 #[derive(Default)]
-pub(crate) struct Timings(Vec<(&'static str, f64)>);
+pub(crate) struct Timings(Vec<(&'static str, f64)>, Option<(usize, usize)>);
 
 impl Timings {
     fn since(&mut self, what: &'static str, t: &mut Instant) {
@@ -74,11 +78,14 @@ impl Timings {
         let parts: Vec<String> = self.0.iter().map(|(w, s)| format!("{w} {s:.3} s")).collect();
         let total: f64 = self.0.iter().map(|(_, s)| s).sum();
         eprintln!("timings: {} (total {total:.3} s)", parts.join(", "));
+        if let Some((held, refolded)) = self.1 {
+            eprintln!("snapshot: {held} patients from the snapshot, {refolded} refolded");
+        }
     }
 }
 
 /// `f` over `items` on every core (scoped threads, contiguous chunks), results in `items` order.
-fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+pub(crate) fn par_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 16);
     if threads == 1 || items.len() < 2 * threads {
         return items.iter().map(f).collect();
@@ -163,6 +170,18 @@ fn read_and_decode(store: &Store, pb: &indicatif::ProgressBar) -> anyhow::Result
 
 /// Every listed patient's projection in the view, sorted by patient_id, from one pass over the log.
 pub(crate) fn project_all(store: &Store, view: &View, timings: &mut Timings) -> anyhow::Result<Vec<PatientProjection>> {
+    Ok(project_all_with(store, view, false, timings)?.0)
+}
+
+/// [`project_all`]; with `entries`, also every patient's snapshot entry for the view's date
+/// (known_at must be none), computed through the log's last seq.
+fn project_all_with(
+    store: &Store,
+    view: &View,
+    entries: bool,
+    timings: &mut Timings,
+) -> anyhow::Result<(Vec<PatientProjection>, Vec<(String, snapshot::Entry)>)> {
+    let through = store.last_seq();
     let mut t = Instant::now();
     let pb = crate::progress::bar(store.last_seq(), "reading the log", false);
     let events = read_and_decode(store, &pb)?;
@@ -172,14 +191,116 @@ pub(crate) fn project_all(store: &Store, view: &View, timings: &mut Timings) -> 
     timings.since("group", &mut t);
     let cfg = Config::default();
     let pb = crate::progress::bar(groups.len() as u64, "projecting", false);
-    let projections: Vec<Option<PatientProjection>> = par_map(&groups, |(pid, evs): &(PatientId, Vec<RecordedEvent>)| {
-        let p = project_patient(pid, evs, view, &cfg);
-        pb.inc(1);
-        p
-    });
+    let projections: Vec<(Option<PatientProjection>, Option<snapshot::Entry>)> =
+        par_map(&groups, |(pid, evs): &(PatientId, Vec<RecordedEvent>)| {
+            let p = if entries {
+                let (p, entry) = snapshot::fold_entry(pid, evs, through, view.as_of, false, &cfg);
+                (p, Some(entry))
+            } else {
+                (project_patient(pid, evs, view, &cfg), None)
+            };
+            pb.inc(1);
+            p
+        });
     pb.finish_and_clear();
     timings.since("project", &mut t);
-    Ok(projections.into_iter().flatten().collect())
+    let mut out = Vec::with_capacity(projections.len());
+    let mut written = Vec::new();
+    for ((pid, _), (p, entry)) in groups.iter().zip(projections) {
+        out.extend(p);
+        written.extend(entry.map(|e| (pid.as_str().to_owned(), e)));
+    }
+    Ok((out, written))
+}
+
+/// Every listed patient's [`PatientRow`] in the view, from the report snapshot where it holds an
+/// exact row (docs/report.md, "Snapshot"), refolding the rest. Exactly the rows of
+/// [`project_all`] (`PatientRow::from_projection`). Without `known_at`, what was refolded is
+/// written back to the snapshot.
+pub(crate) fn rows_in_view(store: &Store, view: &View, timings: &mut Timings) -> anyhow::Result<Vec<PatientRow>> {
+    let mut t = Instant::now();
+    let write_back = view.known_at.is_none();
+    let snap = snapshot::read(store)?;
+    timings.since("snapshot read", &mut t);
+    // One pass over the whole log for every patient; what was folded is written back, keeping
+    // the other variants of entries that are still current.
+    let full = |timings: &mut Timings, changes: Option<&snapshot::Changes>| -> anyhow::Result<Vec<PatientRow>> {
+        let (projections, entries) = project_all_with(store, view, write_back, timings)?;
+        let mut t = Instant::now();
+        let rows = par_map(&projections, PatientRow::from_projection).into_iter().collect::<Result<Vec<_>, _>>()?;
+        timings.since("report input", &mut t);
+        if write_back {
+            let entries = entries.into_iter().map(|(pid, fresh)| {
+                let entry = match (snap.entries.get(&pid), changes) {
+                    (Some(Some(old)), Some(c)) if !c.stale.contains(&pid) => old.clone().with_variants_of(fresh),
+                    _ => fresh,
+                };
+                (pid, Some(entry.to_bytes()))
+            });
+            store.put_snapshot_batch(entries, store.last_seq(), true).context("cannot write the report snapshot")?;
+            timings.since("snapshot write", &mut t);
+        }
+        Ok(rows)
+    };
+    if snap.checkpoint == 0 {
+        let rows = full(timings, None)?;
+        timings.1 = Some((0, rows.len()));
+        return Ok(rows);
+    }
+    let changes = snapshot::changes(store, &snap)?;
+    timings.since("log since snapshot", &mut t);
+    let mut rows: Vec<PatientRow> = Vec::with_capacity(snap.entries.len());
+    let mut refold: Vec<String> = changes.new.iter().cloned().collect();
+    for (pid, entry) in &snap.entries {
+        let held = match entry {
+            Some(e) if !changes.stale.contains(pid) => e.select(view),
+            _ => None,
+        };
+        match held {
+            Some(row) => rows.extend(row.cloned()),
+            None => refold.push(pid.clone()),
+        }
+    }
+    // Refolding patient by patient reads each one's events through the indexes (built now, one
+    // pass over the log); past a quarter of the cohort one sequential pass for all is cheaper.
+    if refold.len() * 4 > snap.entries.len() {
+        timings.1 = Some((0, snap.entries.len().max(refold.len())));
+        return full(timings, Some(&changes));
+    }
+    timings.1 = Some((snap.entries.len() + changes.new.len() - refold.len(), refold.len()));
+    refold.sort_unstable();
+    let last = store.last_seq();
+    let projector = registry_projector::Projector::new(store.clone(), Config::default());
+    let cfg = Config::default();
+    let folded: Vec<anyhow::Result<(Option<PatientRow>, Option<snapshot::Entry>)>> = par_map(&refold, |pid| {
+        let events = projector.patient_events(pid).with_context(|| format!("cannot read the events of {pid}"))?;
+        let Some(id) = PatientId::parse(pid) else { return Ok((None, None)) };
+        let (p, entry) = if write_back {
+            // A patient whose entry is current keeps its other variants: the new one is added.
+            let (p, fresh) = snapshot::fold_entry(&id, &events, last, view.as_of, false, &cfg);
+            let entry = match snap.entries.get(pid.as_str()) {
+                Some(Some(old)) if !changes.stale.contains(pid) => old.clone().with_variants_of(fresh),
+                _ => fresh,
+            };
+            (p, Some(entry))
+        } else {
+            (project_patient(&id, &events, view, &cfg), None)
+        };
+        let row = p.as_ref().map(PatientRow::from_projection).transpose()?;
+        Ok((row, entry))
+    });
+    let mut written = Vec::new();
+    for (pid, r) in refold.iter().zip(folded) {
+        let (row, entry) = r?;
+        rows.extend(row);
+        written.extend(entry.map(|e| (pid.as_str(), Some(e.to_bytes()))));
+    }
+    timings.since("refold", &mut t);
+    if write_back && (!written.is_empty() || last > snap.checkpoint) {
+        store.put_snapshot_batch(written, last, true).context("cannot write the report snapshot")?;
+        timings.since("snapshot write", &mut t);
+    }
+    Ok(rows)
 }
 
 /// Every listed patient's labels, enrolment and baseline metastatic organs in the view, sorted by
@@ -211,9 +332,21 @@ pub(crate) fn write_output(out: Option<&PathBuf>, text: &str) -> anyhow::Result<
 
 pub(crate) fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let mut timings = Timings::default();
-    let input = load(&args.view, &mut timings)?;
     let mut t = Instant::now();
-    let report = registry_report::build(&input).context("cannot build the report")?;
+    let store = crate::import_cmd::open_store_lazy(&args.view.data)?;
+    timings.since("open", &mut t);
+    let view = View { as_of: args.view.as_of.unwrap_or_else(crate::import_cmd::today), known_at: args.view.known_at };
+    let rows = if args.recompute {
+        let projections = project_all(&store, &view, &mut timings)?;
+        let mut t = Instant::now();
+        let rows = par_map(&projections, PatientRow::from_projection).into_iter().collect::<Result<Vec<_>, _>>()?;
+        timings.since("report input", &mut t);
+        rows
+    } else {
+        rows_in_view(&store, &view, &mut timings)?
+    };
+    let mut t = Instant::now();
+    let report = registry_report::build_from_rows(view.as_of, view.known_at, rows);
     timings.since("numbers", &mut t);
     let text = match args.format {
         Format::Json => report.to_json_string(),

@@ -1,0 +1,310 @@
+//! The report snapshot (docs/report.md, "Snapshot"): per patient, the [`PatientRow`] the report
+//! reads, for the ranges of view dates over which it cannot change, so that `registry report`
+//! refolds only the patients whose stored row is missing, stale or not valid for the asked view.
+//!
+//! An **entry** (one per patient that has events, in the store's `report_snapshot` tree) holds:
+//! - `through_seq`: the log position it was computed through (the patient's events and the events
+//!   its links name, with seq ≤ it, as `Projector::patient_events` reads them);
+//! - `foreign`: the link targets (retractions, corrections) of the patient's events that are not
+//!   the patient's own events — another patient's event, or one not received yet;
+//! - `max_received_micros`: the latest arrival among the events folded;
+//! - `variants`: projections in views (d, known_at = none), each with the range of view dates
+//!   [`from`, `until`) over which it is exact, and the row (`None`: not listed in those views).
+//!
+//! **Validity** (exact, derived from what the projection reads of the view; docs/report.md):
+//! the projection in view (d, none) is a function of the set of the patient's events with
+//! `occurred_on ≤ d` and of one comparison with d, CBPD's `PD1 + cbpd_days ≤ d`. So a projection
+//! computed at d₀ is the same at every d between the patient's event dates around d₀ (the latest
+//! ≤ d₀ and the first > d₀) on the same side of PD1 + cbpd_days. With a knowledge cut-off k it is
+//! the same when every event folded arrived by k.
+//!
+//! **Staleness** (exact, by log position): the snapshot checkpoint C says every entry is current
+//! for the log through C. An event appended after C (seq s) makes an entry stale when s is past the
+//! entry's `through_seq` and the event is the patient's own or one its `foreign` links name. Nothing
+//! else can change a patient's projection.
+
+use std::borrow::Cow;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use anyhow::Context;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use registry_domain::config::Config;
+use registry_domain::events::{PatientId, Payload};
+use registry_domain::projection::{project_patient, PatientProjection};
+use registry_domain::view::{RecordedEvent, View};
+use registry_projector::Projector;
+use registry_report::PatientRow;
+use registry_store::Store;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::report_cmd::par_map;
+
+/// One projection of a patient and the view dates it is exact for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Variant {
+    /// First view date it holds for (inclusive); `None`: unbounded.
+    from: Option<NaiveDate>,
+    /// First view date it no longer holds for (exclusive); `None`: unbounded.
+    until: Option<NaiveDate>,
+    /// The row; `None`: the patient is not listed in these views.
+    row: Option<PatientRow>,
+}
+
+impl Variant {
+    fn covers(&self, d: NaiveDate) -> bool {
+        self.from.is_none_or(|f| f <= d) && self.until.is_none_or(|u| d < u)
+    }
+}
+
+/// A patient's snapshot entry (see the module doc).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Entry {
+    through_seq: u64,
+    max_received_micros: i64,
+    foreign: Vec<Uuid>,
+    variants: Vec<Variant>,
+}
+
+/// How many variants an entry keeps (reports at many cut-offs add one each).
+const MAX_VARIANTS: usize = 8;
+
+fn micros_to_utc(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `d + n` days, saturating, as the projection computes CBPD's limit.
+fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
+    if n >= 0 {
+        d.checked_add_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MAX)
+    } else {
+        d.checked_sub_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MIN)
+    }
+}
+
+impl Entry {
+    /// The row of this patient in `view` when the entry holds it: `Some(None)` not listed,
+    /// `Some(Some(row))`, or `None` when no variant is exact for the view (refold).
+    pub(crate) fn select(&self, view: &View) -> Option<Option<&PatientRow>> {
+        if view.known_at.is_some_and(|k| micros_to_utc(self.max_received_micros) > k) {
+            return None;
+        }
+        self.variants.iter().find(|v| v.covers(view.as_of)).map(|v| v.row.as_ref())
+    }
+
+    /// This entry (current for the log) with `fresh`'s variants added: `fresh` was folded from
+    /// the same events, so both hold.
+    /// At most [`MAX_VARIANTS`] are kept, the newest.
+    pub(crate) fn with_variants_of(mut self, fresh: Entry) -> Entry {
+        self.variants.extend(fresh.variants);
+        let extra = self.variants.len().saturating_sub(MAX_VARIANTS);
+        self.variants.drain(..extra);
+        self
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        // Integers, dates, UUIDs and rows: serialisation cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The dates of a patient's own events (sorted, distinct) and the link targets that are not its
+/// own events.
+fn own_dates_and_foreign(pid: &PatientId, events: &[RecordedEvent]) -> (Vec<NaiveDate>, Vec<Uuid>) {
+    let own: HashSet<Uuid> = events.iter().filter(|e| &e.event.patient_id == pid).map(|e| e.event.event_id).collect();
+    let mut dates: Vec<NaiveDate> = Vec::new();
+    let mut foreign: Vec<Uuid> = Vec::new();
+    for e in events.iter().filter(|e| &e.event.patient_id == pid) {
+        dates.push(e.event.occurred_on);
+        if let Payload::EventRetracted(r) = &e.event.payload {
+            foreign.push(r.target_event_id);
+        }
+        foreign.extend(e.event.supersedes);
+    }
+    foreign.retain(|t| !own.contains(t));
+    foreign.sort_unstable();
+    foreign.dedup();
+    dates.sort_unstable();
+    dates.dedup();
+    (dates, foreign)
+}
+
+/// The view dates [from, until) around `d` over which `p` (projected at `d`) is exact.
+fn validity(dates: &[NaiveDate], d: NaiveDate, p: Option<&PatientProjection>, cfg: &Config) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let i = dates.partition_point(|x| *x <= d);
+    let mut from = i.checked_sub(1).map(|i| dates[i]);
+    let mut until = dates.get(i).copied();
+    if let Some(pd1) = p.and_then(|p| p.labels.pd1.as_ref()) {
+        let limit = add_days(pd1.date, cfg.cbpd_days);
+        if limit <= d {
+            from = Some(from.map_or(limit, |f| f.max(limit)));
+        } else {
+            until = Some(until.map_or(limit, |u| u.min(limit)));
+        }
+    }
+    (from, until)
+}
+
+/// Projects one patient (its events as `Projector::patient_events` gives them, through
+/// `through_seq`) at view date `d` (known_at none) and returns that projection with the entry
+/// holding it. With `extra`, the entry also holds the projections for the view dates from the
+/// patient's last event date on (at most two more folds), so that any later cut-off is served.
+pub(crate) fn fold_entry(
+    pid: &PatientId,
+    events: &[RecordedEvent],
+    through_seq: u64,
+    d: NaiveDate,
+    extra: bool,
+    cfg: &Config,
+) -> (Option<PatientProjection>, Entry) {
+    let (dates, foreign) = own_dates_and_foreign(pid, events);
+    let max_received_micros = events.iter().map(|e| e.received_at).max().map_or(i64::MIN, |t| t.timestamp_micros());
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut anchors: Vec<NaiveDate> = vec![d];
+    if extra {
+        anchors.extend(dates.last().copied());
+    }
+    let mut first: Option<Option<PatientProjection>> = None;
+    let mut k = 0;
+    while k < anchors.len() {
+        let a = anchors[k];
+        k += 1;
+        if variants.iter().any(|v| v.covers(a)) {
+            continue;
+        }
+        let p = project_patient(pid, events, &View { as_of: a, known_at: None }, cfg);
+        let (from, until) = validity(&dates, a, p.as_ref(), cfg);
+        // Past the last event date only CBPD's limit splits the dates: serve the other side too.
+        if extra && dates.last().is_none_or(|last| a >= *last) {
+            if let Some(u) = until.filter(|u| dates.last().is_none_or(|last| u > last)) {
+                anchors.push(u);
+            }
+        }
+        let row = p.as_ref().and_then(|p| PatientRow::from_projection(p).ok());
+        variants.push(Variant { from, until, row });
+        if first.is_none() {
+            first = Some(p);
+        }
+    }
+    let entry = Entry { through_seq, max_received_micros, foreign, variants };
+    (first.flatten(), entry)
+}
+
+/// The snapshot as read from the store: the checkpoint and every entry by patient id. An entry
+/// that does not decode is left out (its patient is refolded and the entry rewritten).
+pub(crate) struct Snapshot {
+    pub(crate) checkpoint: u64,
+    pub(crate) entries: HashMap<String, Option<Entry>>,
+}
+
+pub(crate) fn read(store: &Store) -> anyhow::Result<Snapshot> {
+    let checkpoint = store.snapshot_checkpoint().context("cannot read the report snapshot")?;
+    if checkpoint == 0 {
+        return Ok(Snapshot { checkpoint, entries: HashMap::new() });
+    }
+    let records = store.snapshot_records().context("cannot read the report snapshot")?;
+    let decoded: Vec<Option<Entry>> = par_map(&records, |(_, bytes)| serde_json::from_slice::<Entry>(bytes).ok());
+    let entries = records.into_iter().map(|(pid, _)| pid).zip(decoded).collect();
+    Ok(Snapshot { checkpoint, entries })
+}
+
+#[derive(Deserialize)]
+struct Keys<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    patient_id: Cow<'a, str>,
+}
+
+/// What the log after the checkpoint changes: the patients with an entry made stale and the
+/// patients with events but no entry.
+pub(crate) struct Changes {
+    pub(crate) stale: HashSet<String>,
+    pub(crate) new: BTreeSet<String>,
+}
+
+/// Reads the log after the snapshot's checkpoint (event ids and patient ids only).
+pub(crate) fn changes(store: &Store, snap: &Snapshot) -> anyhow::Result<Changes> {
+    let mut stale = HashSet::new();
+    let mut new = BTreeSet::new();
+    if store.last_seq() <= snap.checkpoint {
+        return Ok(Changes { stale, new });
+    }
+    let mut by_target: HashMap<Uuid, Vec<&str>> = HashMap::new();
+    for (pid, e) in &snap.entries {
+        for t in e.iter().flat_map(|e| &e.foreign) {
+            by_target.entry(*t).or_default().push(pid);
+        }
+    }
+    let current_at = |pid: &str| snap.entries.get(pid).and_then(|e| e.as_ref()).map(|e| e.through_seq.max(snap.checkpoint));
+    for e in store.iter_from(snap.checkpoint + 1) {
+        let e = e.context("cannot read the log")?;
+        let keys: Keys<'_> =
+            serde_json::from_slice(&e.content).with_context(|| format!("cannot decode the event at seq {}", e.seq))?;
+        match snap.entries.get(keys.patient_id.as_ref()) {
+            None => {
+                new.insert(keys.patient_id.into_owned());
+            }
+            Some(_) => {
+                if current_at(&keys.patient_id).is_none_or(|t| e.seq > t) {
+                    stale.insert(keys.patient_id.clone().into_owned());
+                }
+            }
+        }
+        if let Some(linked) = Uuid::parse_str(&keys.event_id).ok().and_then(|id| by_target.get(&id)) {
+            for pid in linked {
+                if current_at(pid).is_none_or(|t| e.seq > t) {
+                    stale.insert((*pid).to_owned());
+                }
+            }
+        }
+    }
+    Ok(Changes { stale, new })
+}
+
+/// How many patients one refresh writes at a time (bounds its memory).
+const CHUNK: usize = 2_000;
+
+/// Brings the snapshot up to date with the log for view date `d` (the import's job, after its
+/// appends): refolds every patient whose entry is missing or stale (all of them the first time),
+/// with the extra variants of [`fold_entry`], and writes the entries and the new checkpoint.
+/// Returns how many patients were refolded.
+pub(crate) fn refresh(store: &Store, d: NaiveDate, pb: &indicatif::ProgressBar) -> anyhow::Result<usize> {
+    let last = store.last_seq();
+    let snap = read(store)?;
+    if last == 0 || last == snap.checkpoint {
+        return Ok(0);
+    }
+    let mut todo: Vec<String> = if snap.checkpoint == 0 {
+        store.patient_ids().context("cannot list the patients")?
+    } else {
+        let ch = changes(store, &snap)?;
+        let broken = snap.entries.iter().filter(|(_, e)| e.is_none()).map(|(p, _)| p.clone());
+        ch.stale.into_iter().chain(ch.new).chain(broken).collect()
+    };
+    todo.sort_unstable();
+    pb.set_length(todo.len() as u64);
+    let projector = Projector::new(store.clone(), Config::default());
+    let cfg = Config::default();
+    let chunks = todo.len().div_ceil(CHUNK).max(1);
+    for (i, chunk) in todo.chunks(CHUNK).enumerate() {
+        let entries: Vec<anyhow::Result<(String, Option<Vec<u8>>)>> = par_map(chunk, |pid| {
+            let events = projector.patient_events(pid).with_context(|| format!("cannot read the events of {pid}"))?;
+            let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= last).collect();
+            pb.inc(1);
+            let Some(id) = PatientId::parse(pid) else {
+                return Ok((pid.clone(), None));
+            };
+            let (_, entry) = fold_entry(&id, &events, last, d, true, &cfg);
+            Ok((pid.clone(), Some(entry.to_bytes())))
+        });
+        let entries: Vec<(String, Option<Vec<u8>>)> = entries.into_iter().collect::<anyhow::Result<_>>()?;
+        // Every chunk but the last keeps the old checkpoint: after a crash the next refresh
+        // redoes the same set (entries written early are current through `last` and stay valid).
+        let done = i + 1 == chunks;
+        store
+            .put_snapshot_batch(entries, if done { last } else { snap.checkpoint }, done)
+            .context("cannot write the report snapshot")?;
+    }
+    Ok(todo.len())
+}
