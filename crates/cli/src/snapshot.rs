@@ -308,3 +308,128 @@ pub(crate) fn refresh(store: &Store, d: NaiveDate, pb: &indicatif::ProgressBar) 
     }
     Ok(todo.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use registry_domain::synth::{generate, Profile, SynthConfig};
+    use registry_store::NewEvent;
+
+    fn recorded(events: Vec<registry_domain::events::Event>) -> Vec<RecordedEvent> {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        events.into_iter().enumerate().map(|(i, event)| RecordedEvent { event, seq: i as u64 + 1, received_at: at }).collect()
+    }
+
+    /// Every view date where a patient's projection could change, and the days around them.
+    fn probe_dates(events: &[RecordedEvent], cfg: &Config) -> Vec<NaiveDate> {
+        let mut out = Vec::new();
+        for e in events {
+            for k in [-1, 0, 1] {
+                out.push(add_days(e.event.occurred_on, k));
+            }
+        }
+        let late = events.iter().map(|e| e.event.occurred_on).max().unwrap_or_default();
+        for p in [late, add_days(late, 400)] {
+            let proj = project_patient(&events[0].event.patient_id, events, &View::as_of(p), cfg);
+            if let Some(pd1) = proj.and_then(|p| p.labels.pd1) {
+                for k in [-1, 0, 1] {
+                    out.push(add_days(pd1.date, cfg.cbpd_days + k));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_variant_is_the_projection_at_every_date_it_claims() {
+        let cfg = Config::default();
+        let cohort = generate(&SynthConfig { patients: 120, seed: 17, profile: Profile::Ni2019 });
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap_or_default();
+        let mut checked = 0;
+        for i in 0..cohort.patients() {
+            let events = recorded(cohort.patient_events(i));
+            let pid = events[0].event.patient_id.clone();
+            for anchor in [today, Profile::Ni2019.data_cutoff(), add_days(events[0].event.occurred_on, 30)] {
+                let (p, entry) = fold_entry(&pid, &events, events.len() as u64, anchor, true, &cfg);
+                let direct = project_patient(&pid, &events, &View::as_of(anchor), &cfg);
+                assert_eq!(p, direct, "the anchor's projection");
+                assert!(entry.select(&View::as_of(anchor)).is_some(), "the anchor is covered");
+                for d in probe_dates(&events, &cfg) {
+                    let Some(held) = entry.select(&View::as_of(d)) else { continue };
+                    let fresh = project_patient(&pid, &events, &View::as_of(d), &cfg)
+                        .map(|p| PatientRow::from_projection(&p).expect("row"));
+                    assert_eq!(held, fresh.as_ref(), "patient {pid} at {d} (entry anchored at {anchor})");
+                    checked += 1;
+                }
+            }
+            // From the last event date on, every cut-off is served by the entry.
+            let (_, entry) = fold_entry(&pid, &events, events.len() as u64, today, true, &cfg);
+            let last = events.iter().map(|e| e.event.occurred_on).max().unwrap_or_default();
+            for d in [last, add_days(last, 10), add_days(last, 21), add_days(last, 22), add_days(last, 365)] {
+                assert!(entry.select(&View::as_of(d)).is_some(), "patient {pid}: {d} from the snapshot");
+            }
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    #[test]
+    fn a_knowledge_cut_off_before_an_event_folded_is_not_served() {
+        let cfg = Config::default();
+        let cohort = generate(&SynthConfig { patients: 3, seed: 1, profile: Profile::Ni2019 });
+        let mut events = recorded(cohort.patient_events(0));
+        let t = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        if let Some(e) = events.last_mut() {
+            e.received_at = t;
+        }
+        let pid = events[0].event.patient_id.clone();
+        let d = Profile::Ni2019.data_cutoff();
+        let (_, entry) = fold_entry(&pid, &events, 99, d, false, &cfg);
+        assert!(entry.select(&View { as_of: d, known_at: Some(t) }).is_some());
+        assert!(entry.select(&View { as_of: d, known_at: Some(t - chrono::Duration::microseconds(1)) }).is_none());
+    }
+
+    fn keys(id: &str, pid: &str) -> Vec<u8> {
+        format!(r#"{{"event_id":"{id}","patient_id":"{pid}"}}"#).into_bytes()
+    }
+
+    fn entry(through_seq: u64, foreign: Vec<Uuid>) -> Option<Entry> {
+        Some(Entry { through_seq, max_received_micros: 0, foreign, variants: Vec::new() })
+    }
+
+    #[test]
+    fn an_append_makes_stale_its_patient_and_the_patients_whose_links_name_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let ids: Vec<String> = (0..6).map(|_| Uuid::new_v4().to_string()).collect();
+        let contents: Vec<Vec<u8>> = [("A", 0), ("B", 1), ("C", 2), ("A", 3), ("D", 4), ("E", 5)]
+            .iter()
+            .map(|(p, i)| keys(&ids[*i], p))
+            .collect();
+        let pats = ["A", "B", "C", "A", "D", "E"];
+        let batch: Vec<NewEvent<'_>> = (0..6)
+            .map(|i| NewEvent { event_id: &ids[i], patient_id: pats[i], content: &contents[i], received_at_micros: 1 })
+            .collect();
+        store.append_batch(&batch).expect("append");
+        let target = Uuid::parse_str(&ids[4]).expect("uuid"); // D's event, seq 5
+        let entries: HashMap<String, Option<Entry>> = [
+            ("A".to_owned(), entry(3, vec![])),           // own event at seq 4 > 3: stale
+            ("B".to_owned(), entry(3, vec![])),           // nothing new: current
+            ("C".to_owned(), entry(3, vec![target])),     // names D's event (seq 5): stale
+            ("D".to_owned(), entry(6, vec![])),           // already through seq 6: current
+            ("F".to_owned(), entry(3, vec![Uuid::new_v4()])), // names something never received
+        ]
+        .into_iter()
+        .collect();
+        let snap = Snapshot { checkpoint: 3, entries };
+        let ch = changes(&store, &snap).expect("changes");
+        let mut stale: Vec<&str> = ch.stale.iter().map(String::as_str).collect();
+        stale.sort_unstable();
+        assert_eq!(stale, ["A", "C"]);
+        assert_eq!(ch.new.into_iter().collect::<Vec<_>>(), ["E"]);
+
+        // A checkpoint past the link target's seq: C's entry covers it.
+        let entries = [("C".to_owned(), entry(3, vec![target]))].into_iter().collect();
+        let ch = changes(&store, &Snapshot { checkpoint: 5, entries }).expect("changes");
+        assert!(ch.stale.is_empty());
+    }
+}
