@@ -8,6 +8,7 @@
 //! `Projector::labels_in_view` (the same events per patient, `view::events_by_patient`), read once.
 //! `--timings` prints how long each phase took on stderr.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -222,67 +223,80 @@ pub(crate) fn rows_in_view(store: &Store, view: &View, timings: &mut Timings) ->
     let write_back = view.known_at.is_none();
     let snap = snapshot::read(store)?;
     timings.since("snapshot read", &mut t);
-    // One pass over the whole log for every patient; what was folded is written back, keeping
-    // the other variants of entries that are still current.
-    let full = |timings: &mut Timings, changes: Option<&snapshot::Changes>| -> anyhow::Result<Vec<PatientRow>> {
+    let changes = if snap.checkpoint == 0 {
+        None
+    } else {
+        let c = snapshot::changes(store, &snap)?;
+        timings.since("log since snapshot", &mut t);
+        Some(c)
+    };
+    let n_entries = snap.entries.len();
+    // The rows the snapshot holds for the view (moved out of their entries); the patients to
+    // refold, with their old entry when it is still current (its other variants are kept).
+    let mut rows: Vec<PatientRow> = Vec::with_capacity(n_entries);
+    let mut refold: HashMap<String, Option<snapshot::Entry>> = HashMap::new();
+    if let Some(c) = &changes {
+        for pid in &c.new {
+            refold.insert(pid.clone(), None);
+        }
+        for (pid, entry) in snap.entries {
+            match entry {
+                Some(e) if !c.stale.contains(&pid) => match e.take_row(view) {
+                    Ok(row) => rows.extend(row),
+                    Err(e) => {
+                        refold.insert(pid, Some(e));
+                    }
+                },
+                _ => {
+                    refold.insert(pid, None);
+                }
+            }
+        }
+        timings.since("snapshot select", &mut t);
+    }
+    // Refolding patient by patient reads each one's events through the indexes (built now, one
+    // pass over the log); past a quarter of the cohort (or without a snapshot) one sequential pass
+    // for all is cheaper. What was refolded is written back, merged with still-current entries.
+    let merged = |pid: &str, fresh: snapshot::Entry, refold: &mut HashMap<String, Option<snapshot::Entry>>| match refold
+        .get_mut(pid)
+        .and_then(Option::take)
+    {
+        Some(old) => old.with_variants_of(fresh),
+        None => fresh,
+    };
+    if changes.is_none() || refold.len() * 4 > n_entries {
         let (projections, entries) = project_all_with(store, view, write_back, timings)?;
         let mut t = Instant::now();
         let rows = par_map(&projections, PatientRow::from_projection).into_iter().collect::<Result<Vec<_>, _>>()?;
         timings.since("report input", &mut t);
+        timings.1 = Some((0, rows.len()));
         if write_back {
-            let entries = entries.into_iter().map(|(pid, fresh)| {
-                let entry = match (snap.entries.get(&pid), changes) {
-                    (Some(Some(old)), Some(c)) if !c.stale.contains(&pid) => old.clone().with_variants_of(fresh),
-                    _ => fresh,
-                };
-                (pid, Some(entry.to_bytes()))
-            });
+            let all = changes.is_none();
+            let mut out: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+            for (pid, fresh) in entries {
+                if all || refold.contains_key(&pid) {
+                    let entry = merged(&pid, fresh, &mut refold);
+                    out.push((pid, Some(entry.to_bytes())));
+                }
+            }
+            let entries = out;
             store.put_snapshot_batch(entries, store.last_seq(), true).context("cannot write the report snapshot")?;
             timings.since("snapshot write", &mut t);
         }
-        Ok(rows)
-    };
-    if snap.checkpoint == 0 {
-        let rows = full(timings, None)?;
-        timings.1 = Some((0, rows.len()));
         return Ok(rows);
     }
-    let changes = snapshot::changes(store, &snap)?;
-    timings.since("log since snapshot", &mut t);
-    let mut rows: Vec<PatientRow> = Vec::with_capacity(snap.entries.len());
-    let mut refold: Vec<String> = changes.new.iter().cloned().collect();
-    for (pid, entry) in &snap.entries {
-        let held = match entry {
-            Some(e) if !changes.stale.contains(pid) => e.select(view),
-            _ => None,
-        };
-        match held {
-            Some(row) => rows.extend(row.cloned()),
-            None => refold.push(pid.clone()),
-        }
-    }
-    // Refolding patient by patient reads each one's events through the indexes (built now, one
-    // pass over the log); past a quarter of the cohort one sequential pass for all is cheaper.
-    if refold.len() * 4 > snap.entries.len() {
-        timings.1 = Some((0, snap.entries.len().max(refold.len())));
-        return full(timings, Some(&changes));
-    }
-    timings.1 = Some((snap.entries.len() + changes.new.len() - refold.len(), refold.len()));
-    refold.sort_unstable();
+    timings.1 = Some((rows.len(), refold.len()));
+    let mut todo: Vec<String> = refold.keys().cloned().collect();
+    todo.sort_unstable();
     let last = store.last_seq();
     let projector = registry_projector::Projector::new(store.clone(), Config::default());
     let cfg = Config::default();
-    let folded: Vec<anyhow::Result<(Option<PatientRow>, Option<snapshot::Entry>)>> = par_map(&refold, |pid| {
+    let folded: Vec<anyhow::Result<(Option<PatientRow>, Option<snapshot::Entry>)>> = par_map(&todo, |pid| {
         let events = projector.patient_events(pid).with_context(|| format!("cannot read the events of {pid}"))?;
         let Some(id) = PatientId::parse(pid) else { return Ok((None, None)) };
         let (p, entry) = if write_back {
-            // A patient whose entry is current keeps its other variants: the new one is added.
             let (p, fresh) = snapshot::fold_entry(&id, &events, last, view.as_of, false, &cfg);
-            let entry = match snap.entries.get(pid.as_str()) {
-                Some(Some(old)) if !changes.stale.contains(pid) => old.clone().with_variants_of(fresh),
-                _ => fresh,
-            };
-            (p, Some(entry))
+            (p, Some(fresh))
         } else {
             (project_patient(&id, &events, view, &cfg), None)
         };
@@ -290,10 +304,12 @@ pub(crate) fn rows_in_view(store: &Store, view: &View, timings: &mut Timings) ->
         Ok((row, entry))
     });
     let mut written = Vec::new();
-    for (pid, r) in refold.iter().zip(folded) {
-        let (row, entry) = r?;
+    for (pid, r) in todo.iter().zip(folded) {
+        let (row, fresh) = r?;
         rows.extend(row);
-        written.extend(entry.map(|e| (pid.as_str(), Some(e.to_bytes()))));
+        if let Some(fresh) = fresh {
+            written.push((pid.as_str(), Some(merged(pid, fresh, &mut refold).to_bytes())));
+        }
     }
     timings.since("refold", &mut t);
     if write_back && (!written.is_empty() || last > snap.checkpoint) {

@@ -85,11 +85,25 @@ fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
 impl Entry {
     /// The row of this patient in `view` when the entry holds it: `Some(None)` not listed,
     /// `Some(Some(row))`, or `None` when no variant is exact for the view (refold).
+    #[cfg(test)]
     pub(crate) fn select(&self, view: &View) -> Option<Option<&PatientRow>> {
+        self.position(view).map(|i| self.variants[i].row.as_ref())
+    }
+
+    /// The variant exact for `view`, if any.
+    fn position(&self, view: &View) -> Option<usize> {
         if view.known_at.is_some_and(|k| micros_to_utc(self.max_received_micros) > k) {
             return None;
         }
-        self.variants.iter().find(|v| v.covers(view.as_of)).map(|v| v.row.as_ref())
+        self.variants.iter().position(|v| v.covers(view.as_of))
+    }
+
+    /// [`Entry::select`], moving the row out: `Err(self)` when no variant is exact for the view.
+    pub(crate) fn take_row(mut self, view: &View) -> Result<Option<PatientRow>, Entry> {
+        match self.position(view) {
+            Some(i) => Ok(self.variants.swap_remove(i).row),
+            None => Err(self),
+        }
     }
 
     /// This entry (current for the log) with `fresh`'s variants added: `fresh` was folded from
