@@ -97,6 +97,19 @@ fn sigkill_at_ten_random_points_loses_nothing_and_duplicates_nothing() {
     let verify = registry().arg("verify").arg("--data").arg(&data).output().expect("verify");
     assert!(verify.status.success(), "verify failed: {}", String::from_utf8_lossy(&verify.stderr));
 
+    // The report snapshot, refreshed by imports killed at random points, gives the full recompute.
+    let report = |extra: &[&str]| {
+        let out = registry()
+            .args(["report", "--as-of", "2018-05-31", "--data"])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .expect("report");
+        assert!(out.status.success(), "report failed: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    assert!(report(&[]) == report(&["--recompute"]), "report from the snapshot differs from a full recompute");
+
     let store = Store::open(&data.join("store")).expect("open store");
     assert_eq!(store.len(), 100_000, "every event stored exactly once");
     let mut seen = HashSet::new();
