@@ -216,10 +216,51 @@ pub(crate) fn read(store: &Store) -> anyhow::Result<Snapshot> {
     if checkpoint == 0 {
         return Ok(Snapshot { checkpoint, entries: HashMap::new() });
     }
-    let records = store.snapshot_records().context("cannot read the report snapshot")?;
-    let decoded: Vec<Option<Entry>> = par_map(&records, |(_, bytes)| serde_json::from_slice::<Entry>(bytes).ok());
-    let entries = records.into_iter().map(|(pid, _)| pid).zip(decoded).collect();
-    Ok(Snapshot { checkpoint, entries })
+    // One thread reads the tree in chunks while every core decodes the chunks already read.
+    const CHUNK: usize = 2048;
+    type Decoded = Vec<(String, Option<Entry>)>;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get).clamp(1, 16);
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<(String, Vec<u8>)>>(2 * threads);
+    let raw_rx = std::sync::Mutex::new(raw_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<Decoded>();
+    let mut scan = store.iter_snapshot().context("cannot read the report snapshot")?;
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (raw_rx, done_tx) = (&raw_rx, done_tx.clone());
+            s.spawn(move || loop {
+                let next = raw_rx.lock().map(|rx| rx.recv());
+                let Ok(Ok(chunk)) = next else { break };
+                let decoded: Decoded =
+                    chunk.into_iter().map(|(pid, bytes)| (pid, serde_json::from_slice::<Entry>(&bytes).ok())).collect();
+                if done_tx.send(decoded).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        let mut read_error = None;
+        'read: loop {
+            let mut chunk = Vec::with_capacity(CHUNK);
+            for r in scan.by_ref().take(CHUNK) {
+                match r {
+                    Ok(kv) => chunk.push(kv),
+                    Err(e) => {
+                        read_error = Some(anyhow::Error::new(e).context("cannot read the report snapshot"));
+                        break 'read;
+                    }
+                }
+            }
+            if chunk.is_empty() || raw_tx.send(chunk).is_err() {
+                break;
+            }
+        }
+        drop(raw_tx);
+        let entries: HashMap<String, Option<Entry>> = done_rx.iter().flatten().collect();
+        match read_error {
+            Some(e) => Err(e),
+            None => Ok(Snapshot { checkpoint, entries }),
+        }
+    })
 }
 
 #[derive(Deserialize)]

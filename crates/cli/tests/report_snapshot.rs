@@ -188,6 +188,14 @@ fn snapshot_reports_equal_full_recomputes_through_appends_retractions_and_views(
     for format in ["md", "html"] {
         same(&data, &["--as-of", "2018-05-31", "--format", format]);
     }
+    // The ADTTE export reads the same snapshot: the same bytes as its full recompute.
+    for v in [&["--as-of", "2018-05-31"][..], &["--as-of", "2016-03-31"], &["--as-of", "2018-05-31", "--known-at", &known_at]] {
+        let export = |extra: &[&str]| {
+            let out = registry().args(["export", "adtte", "--data"]).arg(&data).args(v).args(extra).output().expect("export");
+            ok(out, "export adtte").stdout
+        };
+        assert!(export(&[]) == export(&["--recompute"]), "export adtte {v:?} differs from a full recompute");
+    }
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! style (`interfaces.md`). A null clock gives no row. Flags are `Y` / `N` / empty when null.
 //! The CSV is written into memory with the `csv` crate (quoting); the caller does the IO.
 
-use crate::input::{parse_labels, ClockIn, LabelsIn, ReportError};
+use crate::input::{parse_labels, ClockIn, LabelsIn, PatientRow, ReportError};
 
 /// The header, in order.
 pub const HEADER: [&str; 15] = [
@@ -57,6 +57,16 @@ pub fn to_csv(labels: &[serde_json::Value]) -> Result<String, ReportError> {
     for (i, v) in labels.iter().enumerate() {
         parsed.push(parse_labels(i, v)?);
     }
+    Ok(csv_of(parsed))
+}
+
+/// [`to_csv`] from the patients' [`PatientRow`]s (which hold the labels as [`to_csv`] reads
+/// them): the same bytes.
+pub fn to_csv_from_rows(rows: &[PatientRow]) -> String {
+    csv_of(rows.iter().map(|r| r.labels().clone()).collect())
+}
+
+fn csv_of(mut parsed: Vec<LabelsIn>) -> String {
     parsed.sort_by(|a, b| a.patient_id.cmp(&b.patient_id));
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     // Writing into a Vec cannot fail with an IO error; a csv error here would be a bug.
@@ -67,5 +77,5 @@ pub fn to_csv(labels: &[serde_json::Value]) -> Result<String, ReportError> {
         }
     }
     let bytes = w.into_inner().unwrap_or_default();
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    String::from_utf8_lossy(&bytes).into_owned()
 }

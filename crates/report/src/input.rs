@@ -99,6 +99,10 @@ impl PatientRow {
         PatientRow::from_input(0, &PatientInput::from_projection(p))
     }
 
+    pub(crate) fn labels(&self) -> &LabelsIn {
+        &self.labels
+    }
+
     /// The patient's id (from the labels).
     pub fn patient_id(&self) -> &str {
         &self.labels.patient_id

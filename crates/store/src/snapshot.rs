@@ -67,15 +67,20 @@ impl Store {
 
     /// Every (patient_id, record) pair, sorted by patient id.
     pub fn snapshot_records(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.snapshot_tree()?.scan_prefix([RECORD]) {
+        self.iter_snapshot()?.collect()
+    }
+
+    /// Every (patient_id, record) pair, sorted by patient id, streamed.
+    pub fn iter_snapshot(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<(String, Vec<u8>), StoreError>> + Send + 'static, StoreError> {
+        Ok(self.snapshot_tree()?.scan_prefix([RECORD]).map(|kv| {
             let (k, v) = kv?;
             let pid = String::from_utf8(k[1..].to_vec()).map_err(|_| {
                 StoreError::corrupt(format!("report snapshot key {}", hex::encode(&k)), "not UTF-8")
             })?;
-            out.push((pid, v.to_vec()));
-        }
-        Ok(out)
+            Ok((pid, v.to_vec()))
+        }))
     }
 
     /// Deletes the whole snapshot (records and checkpoint) and flushes.
