@@ -67,7 +67,7 @@ pub(crate) struct ReportArgs {
 
 /// Phase durations, printed by `--timings`.
 #[derive(Default)]
-pub(crate) struct Timings(Vec<(&'static str, f64)>, Option<(usize, usize)>);
+pub(crate) struct Timings(Vec<(&'static str, f64)>, Option<String>);
 
 impl Timings {
     fn since(&mut self, what: &'static str, t: &mut Instant) {
@@ -79,8 +79,8 @@ impl Timings {
         let parts: Vec<String> = self.0.iter().map(|(w, s)| format!("{w} {s:.3} s")).collect();
         let total: f64 = self.0.iter().map(|(_, s)| s).sum();
         eprintln!("timings: {} (total {total:.3} s)", parts.join(", "));
-        if let Some((held, refolded)) = self.1 {
-            eprintln!("snapshot: {held} patients from the snapshot, {refolded} refolded");
+        if let Some(snapshot) = &self.1 {
+            eprintln!("snapshot: {snapshot}");
         }
     }
 }
@@ -269,7 +269,10 @@ pub(crate) fn rows_in_view(store: &Store, view: &View, timings: &mut Timings) ->
         let mut t = Instant::now();
         let rows = par_map(&projections, PatientRow::from_projection).into_iter().collect::<Result<Vec<_>, _>>()?;
         timings.since("report input", &mut t);
-        timings.1 = Some((0, rows.len()));
+        timings.1 = Some(match &changes {
+            None => "none yet: every patient from one pass over the log".to_owned(),
+            Some(_) => format!("{} patients to refold: every patient from one pass over the log", refold.len()),
+        });
         if write_back {
             let all = changes.is_none();
             let mut out: Vec<(String, Option<Vec<u8>>)> = Vec::new();
@@ -285,7 +288,7 @@ pub(crate) fn rows_in_view(store: &Store, view: &View, timings: &mut Timings) ->
         }
         return Ok(rows);
     }
-    timings.1 = Some((rows.len(), refold.len()));
+    timings.1 = Some(format!("{} patients from the snapshot, {} refolded", rows.len(), refold.len()));
     let mut todo: Vec<String> = refold.keys().cloned().collect();
     todo.sort_unstable();
     let last = store.last_seq();

@@ -37,7 +37,12 @@ fn report(data: &Path, args: &[&str]) -> (String, usize, usize) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stderr.lines().find(|l| l.starts_with("snapshot: ")).unwrap_or_else(|| panic!("no snapshot line in {stderr}"));
     let n: Vec<usize> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
-    (String::from_utf8(out.stdout).expect("utf-8"), n[0], n[1])
+    let (held, refolded) = match n[..] {
+        [held, refolded] => (held, refolded),
+        // A full pass: `N patients to refold: every patient from one pass over the log`.
+        _ => (0, n.first().copied().unwrap_or(usize::MAX)),
+    };
+    (String::from_utf8(out.stdout).expect("utf-8"), held, refolded)
 }
 
 fn recompute(data: &Path, args: &[&str]) -> String {
