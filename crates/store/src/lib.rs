@@ -29,7 +29,7 @@ mod rejections;
 mod segfile;
 mod verify;
 
-pub use alerts::StoredAlert;
+pub use alerts::{OutboxPosition, PendingAlert, StoredAlert};
 pub use codec::{Hash, RECORD_HEADER_LEN};
 pub use error::{ChainError, ChainProblem, StoreError};
 pub use log::{AppendOutcome, NewEvent, Store, StoreConfig, StoredEvent, DEFAULT_CACHE_BYTES};
