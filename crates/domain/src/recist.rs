@@ -106,19 +106,34 @@ pub(crate) struct Studies {
 impl Studies {
     /// The studies of `scans` (date, event_id, imaging), in the order given (canonical order).
     pub(crate) fn new(scans: &[(NaiveDate, Uuid, &Imaging)]) -> Studies {
-        let mut names: Vec<&str> =
-            scans.iter().flat_map(|(_, _, img)| img.lesions.iter().map(|l| l.lesion_id.as_str())).collect();
-        names.sort_unstable();
-        names.dedup();
-        // Every name is in `names`, so the search always finds it; `names.len()` fits a u32
-        // (an imaging event is at most 1 MiB).
-        let lid = |id: &str| names.binary_search(&id).map_or(Lid::MAX, |i| Lid::try_from(i).unwrap_or(Lid::MAX));
+        // Distinct lesion_ids in order of first appearance, then their ranks in byte order.
+        let mut seen: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        let mut names: Vec<&str> = Vec::new();
+        // The first-appearance index of every listing, in scan and listing order.
+        let mut listed: Vec<usize> = Vec::new();
+        for (_, _, img) in scans {
+            for l in &img.lesions {
+                let i = *seen.entry(l.lesion_id.as_str()).or_insert_with(|| {
+                    names.push(l.lesion_id.as_str());
+                    names.len() - 1
+                });
+                listed.push(i);
+            }
+        }
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_unstable_by_key(|&i| names[i]);
+        let mut rank: Vec<Lid> = vec![0; names.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            // At most one listing per byte of an event: far below u32::MAX.
+            rank[i] = Lid::try_from(r).unwrap_or(Lid::MAX);
+        }
+        let mut lids = listed.into_iter().map(|i| rank[i]);
         let mut first_listing: Vec<Option<(Organ, bool)>> = vec![None; names.len()];
         let mut list = Vec::with_capacity(scans.len());
         for (date, event_id, img) in scans {
             let mut lesions = BTreeMap::new();
             for l in &img.lesions {
-                let id = lid(&l.lesion_id);
+                let id = lids.next().unwrap_or(Lid::MAX);
                 // lesion_id is unique within an event (checked at ingest); if not, the last one stands.
                 lesions.insert(
                     id,
