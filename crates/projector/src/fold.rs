@@ -275,8 +275,9 @@ impl Projector {
         Ok(CatchUp { patients: touched.len(), alerts: alerts_raised, through_seq })
     }
 
-    /// Refolds the patients of one chunk, in order: on several threads when there is no
-    /// `fresh` event to hand out and enough patients, else on this one.
+    /// Refolds the patients of one chunk, in order: on several threads when the chunk has enough
+    /// patients (each thread takes a contiguous part, with the `fresh` events of its patients),
+    /// else on this one.
     fn refold_chunk(
         &self,
         chunk: &[String],
@@ -286,25 +287,41 @@ impl Projector {
         view: &View,
     ) -> Result<Vec<Refolded>, ProjectorError> {
         let threads = self.threads.min(chunk.len() / MIN_PATIENTS_PER_THREAD).max(1);
-        if threads == 1 || !fresh.is_empty() {
+        if threads == 1 {
             return chunk.iter().map(|p| self.refold(p, fresh, before_seq, through_seq, view)).collect();
         }
         let per = chunk.len().div_ceil(threads);
+        let parts: Vec<&[String]> = chunk.chunks(per).collect();
+        // Hand each part the fresh events of its patients; the others stay for later chunks.
+        let mut part_fresh: Vec<HashMap<u64, Event>> = parts.iter().map(|_| HashMap::new()).collect();
+        if !fresh.is_empty() {
+            let part_of: HashMap<&str, usize> =
+                parts.iter().enumerate().flat_map(|(i, part)| part.iter().map(move |p| (p.as_str(), i))).collect();
+            let taken: Vec<u64> =
+                fresh.iter().filter(|(_, e)| part_of.contains_key(e.patient_id.as_str())).map(|(seq, _)| *seq).collect();
+            for seq in taken {
+                if let Some(e) = fresh.remove(&seq) {
+                    if let Some(i) = part_of.get(e.patient_id.as_str()) {
+                        part_fresh[*i].insert(seq, e);
+                    }
+                }
+            }
+        }
         std::thread::scope(|s| {
-            let parts: Vec<_> = chunk
-                .chunks(per)
-                .map(|part| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .zip(part_fresh)
+                .map(|(part, mut mine)| {
                     s.spawn(move || {
-                        let mut none = HashMap::new();
                         part.iter()
-                            .map(|p| self.refold(p, &mut none, before_seq, through_seq, view))
+                            .map(|p| self.refold(p, &mut mine, before_seq, through_seq, view))
                             .collect::<Result<Vec<_>, _>>()
                     })
                 })
                 .collect();
             let mut out = Vec::with_capacity(chunk.len());
-            for part in parts {
-                match part.join() {
+            for handle in handles {
+                match handle.join() {
                     Ok(r) => out.extend(r?),
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
