@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::events::{Agent, Enrollment, Event, FollowupStatus, Organ, PatientId, Payload, RtRegion};
 use crate::findings::{normalise, Finding, FindingKind};
 use crate::labels::{Baseline, Clock, ClockReason, Labels, NextTherapy, Progression, Response, RtFlags, Status};
-use crate::recist::{self, Group, RtCourse, Studies, Study, TpEval, TpResponse};
+use crate::recist::{self, Group, RtCourse, Studies, TpEval, TpResponse};
 use crate::view::{counted_events, RecordedEvent, View};
 
 /// A time point's computed overall response, for timelines and reports.
@@ -96,14 +96,14 @@ pub fn project_patient(
         (Some(_), None) => Status::NotIndexed,
         (Some(_), Some(_)) => Status::Indexed,
     };
-    let studies = Studies::new(
-        evs.iter()
-            .filter_map(|e| match &e.payload {
-                Payload::ImagingAssessed(img) => Some(Study::new(e.occurred_on, e.event_id, img)),
-                _ => None,
-            })
-            .collect(),
-    );
+    let scans: Vec<(NaiveDate, uuid::Uuid, &crate::events::Imaging)> = evs
+        .iter()
+        .filter_map(|e| match &e.payload {
+            Payload::ImagingAssessed(img) => Some((e.occurred_on, e.event_id, img)),
+            _ => None,
+        })
+        .collect();
+    let studies = Studies::new(&scans);
     let rt: Vec<(NaiveDate, &crate::events::Radiotherapy)> = evs
         .iter()
         .filter_map(|e| match &e.payload {
@@ -160,7 +160,7 @@ pub fn project_patient(
             .lesions
             .iter()
             .filter(|(_, l)| l.organ == crate::events::Organ::Brain)
-            .map(|(id, _)| studies.size_at(id, bg.last))
+            .map(|(id, _)| studies.size_at(*id, bg.last))
             .collect();
         let mets: Vec<&recist::RefLesion> =
             seg1.lesions.values().filter(|l| !l.primary && l.class != recist::LesionClass::NormalNode).collect();

@@ -51,6 +51,11 @@ fn lt(a: f64, b: f64) -> bool {
     a < b - EPS_MM
 }
 
+/// A lesion of one patient's studies: its position among the patient's distinct lesion_ids sorted
+/// by bytes ([`Studies::new`]), so that the order of `Lid`s is the lesion_id order every rule
+/// uses (sums, ties). Lesion ids never leave this module.
+pub(crate) type Lid = u32;
+
 /// One lesion as listed at one study (or the counted listing of a time point).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Listing {
@@ -87,40 +92,62 @@ pub(crate) struct Study {
     pub(crate) date: NaiveDate,
     pub(crate) event_id: Uuid,
     pub(crate) reported: Option<ReportedResponse>,
-    pub(crate) lesions: BTreeMap<String, Listing>,
-}
-
-impl Study {
-    pub(crate) fn new(date: NaiveDate, event_id: Uuid, img: &Imaging) -> Study {
-        let mut lesions = BTreeMap::new();
-        for l in &img.lesions {
-            // lesion_id is unique within an event (checked at ingest); if not, the last one stands.
-            lesions.insert(
-                l.lesion_id.clone(),
-                Listing { state: l.state, diameter: l.diameter_mm, organ: l.organ, primary: l.primary, role: l.role },
-            );
-        }
-        Study { date, event_id, reported: img.reported_response, lesions }
-    }
+    pub(crate) lesions: BTreeMap<Lid, Listing>,
 }
 
 /// A patient's imaging studies in view, in canonical order.
 #[derive(Debug, Clone)]
 pub(crate) struct Studies {
     pub(crate) list: Vec<Study>,
-    /// Organ and primary flag of each lesion's first listing.
-    first_listing: BTreeMap<String, (Organ, bool)>,
+    /// Organ and primary flag of each lesion's first listing, by [`Lid`].
+    first_listing: Vec<(Organ, bool)>,
 }
 
 impl Studies {
-    pub(crate) fn new(list: Vec<Study>) -> Studies {
-        let mut first_listing = BTreeMap::new();
-        for s in &list {
-            for (id, l) in &s.lesions {
-                first_listing.entry(id.clone()).or_insert((l.organ, l.primary));
+    /// The studies of `scans` (date, event_id, imaging), in the order given (canonical order).
+    pub(crate) fn new(scans: &[(NaiveDate, Uuid, &Imaging)]) -> Studies {
+        // Distinct lesion_ids in order of first appearance, then their ranks in byte order.
+        let mut seen: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        let mut names: Vec<&str> = Vec::new();
+        // The first-appearance index of every listing, in scan and listing order.
+        let mut listed: Vec<usize> = Vec::new();
+        for (_, _, img) in scans {
+            for l in &img.lesions {
+                let i = *seen.entry(l.lesion_id.as_str()).or_insert_with(|| {
+                    names.push(l.lesion_id.as_str());
+                    names.len() - 1
+                });
+                listed.push(i);
             }
         }
-        Studies { list, first_listing }
+        let mut by_name: Vec<usize> = (0..names.len()).collect();
+        by_name.sort_unstable_by_key(|&i| names[i]);
+        let mut rank: Vec<Lid> = vec![0; names.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            // At most one listing per byte of an event: far below u32::MAX.
+            rank[i] = Lid::try_from(r).unwrap_or(Lid::MAX);
+        }
+        let mut lids = listed.into_iter().map(|i| rank[i]);
+        let mut first_listing: Vec<Option<(Organ, bool)>> = vec![None; names.len()];
+        let mut list = Vec::with_capacity(scans.len());
+        for (date, event_id, img) in scans {
+            let mut lesions = BTreeMap::new();
+            for l in &img.lesions {
+                let id = lids.next().unwrap_or(Lid::MAX);
+                // lesion_id is unique within an event (checked at ingest); if not, the last one stands.
+                lesions.insert(
+                    id,
+                    Listing { state: l.state, diameter: l.diameter_mm, organ: l.organ, primary: l.primary, role: l.role },
+                );
+            }
+            for (id, l) in &lesions {
+                if let Some(first @ None) = first_listing.get_mut(*id as usize) {
+                    *first = Some((l.organ, l.primary));
+                }
+            }
+            list.push(Study { date: *date, event_id: *event_id, reported: img.reported_response, lesions });
+        }
+        Studies { list, first_listing: first_listing.into_iter().map(|f| f.unwrap_or((Organ::Other, false))).collect() }
     }
 
     /// The studies up to position `upto` inclusive (all of them when `upto` is past the end).
@@ -130,20 +157,20 @@ impl Studies {
 
     /// Size of a lesion at a time point ending at study `upto` (inclusive): its diameter listed
     /// there, else its latest measured diameter in an earlier study (`absent` is not a size).
-    pub(crate) fn size_at(&self, id: &str, upto: usize) -> Option<f64> {
-        self.upto(upto).iter().rev().filter_map(|s| s.lesions.get(id)).find_map(Listing::size)
+    pub(crate) fn size_at(&self, id: Lid, upto: usize) -> Option<f64> {
+        self.upto(upto).iter().rev().filter_map(|s| s.lesions.get(&id)).find_map(Listing::size)
     }
 
     /// The latest listing at or before study `upto` that is not `not_evaluated`, else the latest.
-    fn state_listing(&self, id: &str, upto: usize) -> Option<&Listing> {
+    fn state_listing(&self, id: Lid, upto: usize) -> Option<&Listing> {
         let range = self.upto(upto);
-        let mut listed = range.iter().rev().filter_map(|s| s.lesions.get(id));
+        let mut listed = range.iter().rev().filter_map(|s| s.lesions.get(&id));
         let latest = listed.clone().next();
         listed.find(|l| l.state != LesionState::NotEvaluated).or(latest)
     }
 
-    fn first_organ(&self, id: &str) -> Option<(Organ, bool)> {
-        self.first_listing.get(id).copied()
+    fn first_organ(&self, id: Lid) -> Option<(Organ, bool)> {
+        self.first_listing.get(id as usize).copied()
     }
 
     /// Groups the studies at positions `range` into time points (`domain.md`: a time point
@@ -166,17 +193,17 @@ impl Studies {
     /// A group of studies `first..=last`: each lesion's latest listing that is not
     /// `not_evaluated` counts; a lesion listed only as `not_evaluated` keeps that state.
     pub(crate) fn make_group(&self, date: NaiveDate, first: usize, last: usize) -> Group {
-        let mut counted: BTreeMap<String, Listing> = BTreeMap::new();
-        let mut roles: BTreeMap<String, LesionRole> = BTreeMap::new();
+        let mut counted: BTreeMap<Lid, Listing> = BTreeMap::new();
+        let mut roles: BTreeMap<Lid, LesionRole> = BTreeMap::new();
         for s in &self.list[first..=last] {
             for (id, l) in &s.lesions {
                 if let Some(r) = l.role {
-                    roles.insert(id.clone(), r);
+                    roles.insert(*id, r);
                 }
                 let replace = l.state != LesionState::NotEvaluated
                     || counted.get(id).is_none_or(|c| c.state == LesionState::NotEvaluated);
                 if replace {
-                    counted.insert(id.clone(), l.clone());
+                    counted.insert(*id, l.clone());
                 }
             }
         }
@@ -196,7 +223,7 @@ pub(crate) struct Group {
     pub(crate) date: NaiveDate,
     pub(crate) first: usize,
     pub(crate) last: usize,
-    pub(crate) counted: BTreeMap<String, Listing>,
+    pub(crate) counted: BTreeMap<Lid, Listing>,
 }
 
 /// How a reference lesion takes part in a segment.
@@ -221,12 +248,12 @@ pub(crate) struct RefLesion {
 /// A segment: segment 1 from the baseline to PD1, segment 2 from PD1 to PD2.
 #[derive(Debug, Clone)]
 pub(crate) struct Segment {
-    pub(crate) lesions: BTreeMap<String, RefLesion>,
+    pub(crate) lesions: BTreeMap<Lid, RefLesion>,
     pub(crate) s0: f64,
 }
 
 impl Segment {
-    pub(crate) fn targets(&self) -> impl Iterator<Item = (&String, &RefLesion)> {
+    pub(crate) fn targets(&self) -> impl Iterator<Item = (&Lid, &RefLesion)> {
         self.lesions.iter().filter(|(_, l)| l.class == LesionClass::Target)
     }
     pub(crate) fn has_targets(&self) -> bool {
@@ -246,9 +273,9 @@ fn measurable(l: &Listing) -> Option<f64> {
 
 /// RECIST 1.1 §3.3.1 target choice: largest first, ≤ 2 per organ (all nodes one organ), ≤ 5,
 /// ties by lesion_id (byte order).
-fn choose_targets(candidates: Vec<(String, Organ, f64)>) -> BTreeSet<String> {
+fn choose_targets(candidates: Vec<(Lid, Organ, f64)>) -> BTreeSet<Lid> {
     let mut c = candidates;
-    c.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.as_bytes().cmp(b.0.as_bytes())));
+    c.sort_by(|a, b| b.2.total_cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
     let mut per_organ: BTreeMap<Organ, usize> = BTreeMap::new();
     let mut chosen = BTreeSet::new();
     for (id, organ, _) in c {
@@ -271,10 +298,10 @@ fn is_normal_node(l: &Listing) -> bool {
 
 /// Segment 1 from the baseline group (`domain.md`, "Baseline and reference sets").
 pub(crate) fn segment1(baseline: &Group) -> Segment {
-    let reference: BTreeMap<&String, &Listing> =
-        baseline.counted.iter().filter(|(_, l)| l.state != LesionState::Absent).collect();
-    let marked: BTreeSet<String> =
-        reference.iter().filter(|(_, l)| l.role == Some(LesionRole::Target)).map(|(id, _)| (*id).clone()).collect();
+    let reference: BTreeMap<Lid, &Listing> =
+        baseline.counted.iter().filter(|(_, l)| l.state != LesionState::Absent).map(|(id, l)| (*id, l)).collect();
+    let marked: BTreeSet<Lid> =
+        reference.iter().filter(|(_, l)| l.role == Some(LesionRole::Target)).map(|(id, _)| *id).collect();
     let targets = if !marked.is_empty() {
         marked
     } else {
@@ -282,21 +309,21 @@ pub(crate) fn segment1(baseline: &Group) -> Segment {
             reference
                 .iter()
                 .filter(|(_, l)| l.role != Some(LesionRole::NonTarget))
-                .filter_map(|(id, l)| measurable(l).map(|d| ((*id).clone(), l.organ, d)))
+                .filter_map(|(id, l)| measurable(l).map(|d| (*id, l.organ, d)))
                 .collect(),
         )
     };
-    let lesions: BTreeMap<String, RefLesion> = reference
+    let lesions: BTreeMap<Lid, RefLesion> = reference
         .iter()
         .map(|(id, l)| {
-            let class = if targets.contains(*id) {
+            let class = if targets.contains(id) {
                 LesionClass::Target
             } else if is_normal_node(l) {
                 LesionClass::NormalNode
             } else {
                 LesionClass::NonTarget
             };
-            ((*id).clone(), RefLesion { organ: l.organ, primary: l.primary, class, state: l.state, size: l.size() })
+            (*id, RefLesion { organ: l.organ, primary: l.primary, class, state: l.state, size: l.size() })
         })
         .collect();
     let s0 = lesions.values().filter(|l| l.class == LesionClass::Target).filter_map(|l| l.size).sum();
@@ -304,14 +331,14 @@ pub(crate) fn segment1(baseline: &Group) -> Segment {
 }
 
 /// Segment 2, re-baselined at the PD1 time point (`domain.md`, "Second progression").
-pub(crate) fn segment2(studies: &Studies, seg1: &Segment, pd1_group: &Group, pd1_new: &[String]) -> Segment {
-    let mut ids: BTreeSet<&String> = seg1.lesions.keys().collect();
+pub(crate) fn segment2(studies: &Studies, seg1: &Segment, pd1_group: &Group, pd1_new: &[Lid]) -> Segment {
+    let mut ids: BTreeSet<Lid> = seg1.lesions.keys().copied().collect();
     ids.extend(pd1_new.iter());
-    let mut kept: Vec<(String, Listing)> = Vec::new();
+    let mut kept: Vec<(Lid, Listing)> = Vec::new();
     for id in ids {
         if let Some(l) = studies.state_listing(id, pd1_group.last) {
             if l.state != LesionState::Absent {
-                kept.push((id.clone(), l.clone()));
+                kept.push((id, l.clone()));
             }
         }
     }
@@ -322,11 +349,11 @@ pub(crate) fn segment2(studies: &Studies, seg1: &Segment, pd1_group: &Group, pd1
                 let at_pd1 = pd1_group.counted.get(id)?;
                 let mut l = at_pd1.clone();
                 l.role = None;
-                measurable(&l).map(|d| (id.clone(), l.organ, d))
+                measurable(&l).map(|d| (*id, l.organ, d))
             })
             .collect(),
     );
-    let lesions: BTreeMap<String, RefLesion> = kept
+    let lesions: BTreeMap<Lid, RefLesion> = kept
         .into_iter()
         .map(|(id, l)| {
             let class = if targets.contains(&id) {
@@ -376,9 +403,9 @@ impl TpResponse {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PdDetail {
     /// Progressing original (reference) lesions, sorted.
-    pub(crate) progressing: Vec<String>,
+    pub(crate) progressing: Vec<Lid>,
     /// New lesions, sorted.
-    pub(crate) new_lesions: Vec<String>,
+    pub(crate) new_lesions: Vec<Lid>,
     pub(crate) target_pd: bool,
 }
 
@@ -400,14 +427,18 @@ pub(crate) struct TpEval {
 /// Evaluates a segment's time points in order, up to and including its first PD.
 pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<TpEval> {
     let mut nadir = seg.s0;
-    let mut own_nadir: BTreeMap<&String, f64> =
-        seg.lesions.iter().filter_map(|(id, l)| l.size.map(|d| (id, d))).collect();
-    let mut last_known: BTreeMap<&String, LesionState> =
-        seg.lesions.iter().filter(|(_, l)| l.state != LesionState::NotEvaluated).map(|(id, l)| (id, l.state)).collect();
+    let mut own_nadir: BTreeMap<Lid, f64> =
+        seg.lesions.iter().filter_map(|(id, l)| l.size.map(|d| (*id, d))).collect();
+    let mut last_known: BTreeMap<Lid, LesionState> = seg
+        .lesions
+        .iter()
+        .filter(|(_, l)| l.state != LesionState::NotEvaluated)
+        .map(|(id, l)| (*id, l.state))
+        .collect();
     let mut had_cr = false;
     let mut out = Vec::new();
     for (index, g) in tps.iter().enumerate() {
-        let listing = |id: &str| g.counted.get(id).filter(|l| l.state != LesionState::NotEvaluated);
+        let listing = |id: &Lid| g.counted.get(id).filter(|l| l.state != LesionState::NotEvaluated);
         // Targets: S with absent = 0; unlisted, not_evaluated or without diameter = not evaluated.
         let mut s = 0.0;
         let mut all_evaluated = true;
@@ -447,7 +478,7 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
                 && listing(id).is_some_and(|x| x.state == LesionState::UnequivocalProgression)
         });
         // Non-targets.
-        let nts: Vec<(&String, &RefLesion)> =
+        let nts: Vec<(&Lid, &RefLesion)> =
             seg.lesions.iter().filter(|(_, l)| l.class == LesionClass::NonTarget).collect();
         let non_target = (!nts.is_empty()).then(|| {
             if nts.iter().any(|(id, _)| listing(id).is_some_and(|x| x.state == LesionState::UnequivocalProgression)) {
@@ -468,18 +499,18 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
             }
         });
         // New lesions: not in the reference set, present or unequivocal; a node needs ≥ 10 mm.
-        let new_lesions: Vec<String> = g
+        let new_lesions: Vec<Lid> = g
             .counted
             .iter()
             .filter(|(id, l)| !seg.lesions.contains_key(*id) && l.is_present_like())
             .filter(|(id, l)| {
-                let organ = studies.first_organ(id).map_or(l.organ, |(o, _)| o);
-                !organ.is_nodal() || studies.size_at(id, g.last).is_some_and(|d| ge(d, NORMAL_NODE_MM))
+                let organ = studies.first_organ(**id).map_or(l.organ, |(o, _)| o);
+                !organ.is_nodal() || studies.size_at(**id, g.last).is_some_and(|d| ge(d, NORMAL_NODE_MM))
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| *id)
             .collect();
         // Reappearance: listed present whose last known state was absent.
-        let reappeared: Vec<&String> = seg
+        let reappeared: Vec<&Lid> = seg
             .lesions
             .iter()
             .filter(|(id, l)| {
@@ -508,7 +539,7 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
             };
 
         let pd = (response == TpResponse::PD).then(|| {
-            let mut progressing: BTreeSet<String> = BTreeSet::new();
+            let mut progressing: BTreeSet<Lid> = BTreeSet::new();
             for (id, l) in &seg.lesions {
                 if l.class == LesionClass::NormalNode {
                     continue;
@@ -519,12 +550,12 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
                     _ => false,
                 };
                 if x.state == LesionState::UnequivocalProgression || (had_cr && reappeared.contains(&id)) || grew {
-                    progressing.insert(id.clone());
+                    progressing.insert(*id);
                 }
             }
             // Fallback: target PD by the sum but no single target meets the rule.
             if target_pd && !seg.targets().any(|(id, _)| progressing.contains(id)) {
-                let mut best: Option<(&String, f64)> = None;
+                let mut best: Option<(&Lid, f64)> = None;
                 for (id, _) in seg.targets() {
                     if let Some(d) = listing(id).and_then(Listing::measurement) {
                         let growth = d - own_nadir.get(id).copied().unwrap_or(d);
@@ -534,7 +565,7 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
                     }
                 }
                 if let Some((id, _)) = best {
-                    progressing.insert(id.clone());
+                    progressing.insert(*id);
                 }
             }
             PdDetail { progressing: progressing.into_iter().collect(), new_lesions: new_lesions.clone(), target_pd }
@@ -552,12 +583,12 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
         for id in seg.lesions.keys() {
             if let Some(x) = listing(id) {
                 if let Some(d) = x.measurement() {
-                    let e = own_nadir.entry(id).or_insert(d);
+                    let e = own_nadir.entry(*id).or_insert(d);
                     if d < *e {
                         *e = d;
                     }
                 }
-                last_known.insert(id, x.state);
+                last_known.insert(*id, x.state);
             }
         }
         had_cr |= response == TpResponse::CR;
@@ -601,15 +632,15 @@ pub(crate) fn progression_label(
         _ => Pattern::OF,
     };
     // (lesion id, organ, counts as primary)
-    let mut lesions: Vec<(&String, Organ, bool)> = Vec::new();
+    let mut lesions: Vec<(Lid, Organ, bool)> = Vec::new();
     for id in &pd.progressing {
         if let Some(l) = seg.lesions.get(id) {
-            lesions.push((id, l.organ, l.primary));
+            lesions.push((*id, l.organ, l.primary));
         }
     }
     for id in &pd.new_lesions {
-        let organ = studies.first_organ(id).map_or(Organ::Other, |(o, _)| o);
-        lesions.push((id, organ, false)); // a new lesion is a metastasis even if flagged primary
+        let organ = studies.first_organ(*id).map_or(Organ::Other, |(o, _)| o);
+        lesions.push((*id, organ, false)); // a new lesion is a metastasis even if flagged primary
     }
     let mut sites: Vec<Organ> = lesions.iter().map(|(_, o, _)| *o).collect();
     sites.sort_by_key(|o| o.as_str());
@@ -623,7 +654,7 @@ pub(crate) fn progression_label(
         (false, false) => None,
     };
     let brain_sizes: Vec<Option<f64>> =
-        lesions.iter().filter(|(_, o, _)| *o == Organ::Brain).map(|(id, _, _)| studies.size_at(id, g.last)).collect();
+        lesions.iter().filter(|(_, o, _)| *o == Organ::Brain).map(|(id, _, _)| studies.size_at(*id, g.last)).collect();
     let brain = if brain_sizes.is_empty() {
         BrainAtProgression::None
     } else {
@@ -634,7 +665,7 @@ pub(crate) fn progression_label(
     };
     let wbrt_before = rt.iter().any(|c| c.modality == RtModality::Wbrt && c.date < g.date);
     let extracranial: Vec<Option<f64>> =
-        lesions.iter().filter(|(_, o, _)| *o != Organ::Brain).map(|(id, _, _)| studies.size_at(id, g.last)).collect();
+        lesions.iter().filter(|(_, o, _)| *o != Organ::Brain).map(|(id, _, _)| studies.size_at(*id, g.last)).collect();
     let salvage_candidate = if brain == BrainAtProgression::Multiple && !wbrt_before {
         SalvageCandidate::Wbrt
     } else if brain == BrainAtProgression::Oligo {

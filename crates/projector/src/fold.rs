@@ -65,7 +65,18 @@ pub struct Projector {
     store: Store,
     cfg: Config,
     chunk: usize,
+    threads: usize,
 }
+
+/// One patient refolded by a catch-up: its label record to write (`None`: not listed in the
+/// view) and the alerts the change raises.
+struct Refolded {
+    value: Option<Vec<u8>>,
+    alerts: Vec<Alert>,
+}
+
+/// Below this many patients per thread a chunk is refolded on the calling thread alone.
+const MIN_PATIENTS_PER_THREAD: usize = 64;
 
 fn micros_to_utc(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
@@ -84,13 +95,23 @@ struct PatientOnly<'a> {
 
 impl Projector {
     pub fn new(store: Store, cfg: Config) -> Projector {
-        Projector { store, cfg, chunk: CATCH_UP_CHUNK }
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Projector { store, cfg, chunk: CATCH_UP_CHUNK, threads }
     }
 
     /// The same projector refolding `patients` patients per written chunk in [`Projector::catch_up`]
     /// (default 2,000; at least 1). Smaller chunks use less memory; the result is the same.
     pub fn with_chunk(mut self, patients: usize) -> Projector {
         self.chunk = patients.max(1);
+        self
+    }
+
+    /// The same projector refolding a catch-up's patients on at most `threads` threads (default:
+    /// the cores available; at least 1). Each chunk's patients are split in contiguous parts
+    /// and the results joined in patient order, so the labels, alerts and writes are the same
+    /// whatever the number.
+    pub fn with_threads(mut self, threads: usize) -> Projector {
+        self.threads = threads.max(1);
         self
     }
 
@@ -218,24 +239,12 @@ impl Projector {
         let chunks = touched.len().div_ceil(self.chunk).max(1);
         let mut alerts_raised = 0;
         for (i, chunk) in touched.chunks(self.chunk).enumerate() {
+            let refolded = self.refold_chunk(chunk, &mut fresh, before_seq, through_seq, &view)?;
             let mut writes: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(chunk.len());
             let mut alerts = Vec::new();
-            for patient_id in chunk {
-                let events = self.patient_events_with(patient_id, &mut fresh)?;
-                let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
-                let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
-                let before = if old.is_empty() { None } else { self.project(patient_id, &old, &view) };
-                let after = self.project(patient_id, &events, &view);
-                let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).next_back();
-                let value = match &after {
-                    Some(p) => {
-                        alerts.extend(alerts_between(before.as_ref(), p, completing));
-                        let record = LabelRecordRef { as_of: view_date, through_seq, labels: &p.labels };
-                        Some(serde_json::to_vec(&record).unwrap_or_default())
-                    }
-                    None => None,
-                };
-                writes.push((patient_id.as_str(), value));
+            for (patient_id, r) in chunk.iter().zip(refolded) {
+                alerts.extend(r.alerts);
+                writes.push((patient_id.as_str(), r.value));
             }
             // Alerts first: if the process dies before the labels are written, the next catch-up
             // computes the same alerts (same ids) and they are stored once. One flush, after the
@@ -264,6 +273,87 @@ impl Projector {
             "catch-up"
         );
         Ok(CatchUp { patients: touched.len(), alerts: alerts_raised, through_seq })
+    }
+
+    /// Refolds the patients of one chunk, in order: on several threads when the chunk has enough
+    /// patients (each thread takes a contiguous part, with the `fresh` events of its patients),
+    /// else on this one.
+    fn refold_chunk(
+        &self,
+        chunk: &[String],
+        fresh: &mut HashMap<u64, Event>,
+        before_seq: u64,
+        through_seq: u64,
+        view: &View,
+    ) -> Result<Vec<Refolded>, ProjectorError> {
+        let threads = self.threads.min(chunk.len() / MIN_PATIENTS_PER_THREAD).max(1);
+        if threads == 1 {
+            return chunk.iter().map(|p| self.refold(p, fresh, before_seq, through_seq, view)).collect();
+        }
+        let per = chunk.len().div_ceil(threads);
+        let parts: Vec<&[String]> = chunk.chunks(per).collect();
+        // Hand each part the fresh events of its patients; the others stay for later chunks.
+        let mut part_fresh: Vec<HashMap<u64, Event>> = parts.iter().map(|_| HashMap::new()).collect();
+        if !fresh.is_empty() {
+            let part_of: HashMap<&str, usize> =
+                parts.iter().enumerate().flat_map(|(i, part)| part.iter().map(move |p| (p.as_str(), i))).collect();
+            let taken: Vec<u64> =
+                fresh.iter().filter(|(_, e)| part_of.contains_key(e.patient_id.as_str())).map(|(seq, _)| *seq).collect();
+            for seq in taken {
+                if let Some(e) = fresh.remove(&seq) {
+                    if let Some(i) = part_of.get(e.patient_id.as_str()) {
+                        part_fresh[*i].insert(seq, e);
+                    }
+                }
+            }
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .zip(part_fresh)
+                .map(|(part, mut mine)| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|p| self.refold(p, &mut mine, before_seq, through_seq, view))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(chunk.len());
+            for handle in handles {
+                match handle.join() {
+                    Ok(r) => out.extend(r?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// One patient of a catch-up: the labels through `through_seq` and the alerts raised by the
+    /// change from the labels through `before_seq`.
+    fn refold(
+        &self,
+        patient_id: &str,
+        fresh: &mut HashMap<u64, Event>,
+        before_seq: u64,
+        through_seq: u64,
+        view: &View,
+    ) -> Result<Refolded, ProjectorError> {
+        let events = self.patient_events_with(patient_id, fresh)?;
+        let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
+        let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
+        let before = if old.is_empty() { None } else { self.project(patient_id, &old, view) };
+        let after = self.project(patient_id, &events, view);
+        let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).next_back();
+        Ok(match &after {
+            Some(p) => {
+                let alerts = alerts_between(before.as_ref(), p, completing);
+                let record = LabelRecordRef { as_of: view.as_of, through_seq, labels: &p.labels };
+                Refolded { value: Some(serde_json::to_vec(&record).unwrap_or_default()), alerts }
+            }
+            None => Refolded { value: None, alerts: Vec::new() },
+        })
     }
 
     /// Stores alerts in the history and the outbox (each alert_id once).

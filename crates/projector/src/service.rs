@@ -5,7 +5,7 @@
 //! computed before a crash is published after it; a recomputed alert has the same id (same facts)
 //! and is stored and delivered once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::pin;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use futures::StreamExt;
 use registry_bus::{publish_with_id, subjects, BusError};
 use registry_domain::stored;
 use registry_domain::events::Event;
-use registry_store::{AppendOutcome, NewEvent, StoreError};
+use registry_store::{AppendOutcome, NewEvent, OutboxPosition, StoreError};
 
 use crate::fold::{Projector, ProjectorError};
 use crate::query::{self, QUEUE_GROUP};
@@ -73,64 +73,64 @@ pub enum ServiceError {
 
 /// Publishes every alert in the outbox and marks it done. Safe to repeat.
 ///
-/// Loops until the outbox is empty: a catch-up after a crash or a long outage can raise more
+/// Goes on until the outbox is empty: a catch-up after a crash or a long outage can raise more
 /// alerts than one round takes, and nothing else would publish the rest before the next batch
 /// arrives (regression: alerts beyond the first 10,000 stayed unpublished when the stream ended).
 pub async fn drain_alerts(projector: &Projector, js: &jetstream::Context) -> Result<usize, ServiceError> {
-    let published = publish_alerts(projector, js).await?;
-    let n = published.len();
-    mark_alerts_done(projector, published).await?;
+    let (n, last) = publish_alerts(projector, js).await?;
+    mark_alerts_done(projector, last).await?;
     Ok(n)
 }
 
 /// How many outbox entries one scan reads.
 const ALERT_ROUND: usize = 10_000;
 
-/// Publishes every alert in the outbox (`Nats-Msg-Id = alert_id`, acks awaited) and returns the
-/// ids published, not yet marked done: the caller marks them with [`mark_alerts_done`] (an
-/// entry left unmarked is published again later and dropped by the stream as a duplicate).
-async fn publish_alerts(projector: &Projector, js: &jetstream::Context) -> Result<Vec<String>, ServiceError> {
-    let mut published: Vec<String> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
+/// Publishes every alert in the outbox, oldest first, in rounds of [`ALERT_ROUND`]
+/// (`Nats-Msg-Id = alert_id`, acks awaited), and returns how many and the outbox position of the
+/// last one, not yet marked done: the caller marks it with [`mark_alerts_done`] (an alert left
+/// unmarked is published again later and dropped by the stream as a duplicate).
+async fn publish_alerts(
+    projector: &Projector,
+    js: &jetstream::Context,
+) -> Result<(usize, Option<OutboxPosition>), ServiceError> {
+    let mut published = 0;
+    let mut last: Option<OutboxPosition> = None;
     loop {
         let store = projector.store().clone();
-        let pending = tokio::task::spawn_blocking(move || store.alert_outbox_pending(ALERT_ROUND)).await??;
+        let after = last.clone();
+        let pending =
+            tokio::task::spawn_blocking(move || store.alert_outbox_pending_after(after.as_ref(), ALERT_ROUND)).await??;
+        let Some(end) = pending.last().map(|p| p.position.clone()) else {
+            return Ok((published, last));
+        };
         let full = pending.len() >= ALERT_ROUND;
-        let todo: Vec<(String, String, Vec<u8>)> = pending.into_iter().filter(|(id, _, _)| !seen.contains(id)).collect();
-        if todo.is_empty() {
-            if !full {
-                return Ok(published);
-            }
-            // A whole round is published but not yet marked: mark it so the scan moves on.
-            mark_alerts_done(projector, std::mem::take(&mut published)).await?;
-            continue;
-        }
-        let results: Vec<Result<String, ServiceError>> = futures::stream::iter(todo.into_iter().map(|(alert_id, kind, body)| {
+        let results: Vec<Result<(), ServiceError>> = futures::stream::iter(pending.into_iter().map(|a| {
             let js = js.clone();
             async move {
-                let subject = subjects::alerts_subject(&kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
-                publish_with_id(&js, &subject, &alert_id, None, body.into()).await?;
-                Ok(alert_id)
+                let subject = subjects::alerts_subject(&a.kind).map_err(|e| ServiceError::Consumer(e.to_string()))?;
+                publish_with_id(&js, &subject, &a.alert_id, None, a.body.into()).await?;
+                Ok(())
             }
         }))
         .buffer_unordered(64)
         .collect()
         .await;
         for r in results {
-            let id = r?;
-            seen.insert(id.clone());
-            published.push(id);
+            r?;
+            published += 1;
+        }
+        last = Some(end);
+        if !full {
+            return Ok((published, last));
         }
     }
 }
 
-/// Removes published alerts from the outbox (flushed).
-async fn mark_alerts_done(projector: &Projector, ids: Vec<String>) -> Result<(), ServiceError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
+/// Marks the outbox published through `last` (flushed).
+async fn mark_alerts_done(projector: &Projector, last: Option<OutboxPosition>) -> Result<(), ServiceError> {
+    let Some(last) = last else { return Ok(()) };
     let store = projector.store().clone();
-    tokio::task::spawn_blocking(move || store.alert_outbox_done(&ids)).await??;
+    tokio::task::spawn_blocking(move || store.alert_outbox_done_through(&last)).await??;
     Ok(())
 }
 
@@ -295,7 +295,7 @@ async fn publish_stage(
     while let Some(batch) = rx.recv().await {
         let t = Instant::now();
         let published = match publish_alerts(&projector, &js).await {
-            Ok(ids) => ids,
+            Ok((_, last)) => last,
             // The server is away longer than one publish's retries: the labels and the alert
             // outbox are durable, the messages unacknowledged; redelivery after ack_wait (or
             // the next batch) publishes the rest. Exiting would stop `registry serve` as a

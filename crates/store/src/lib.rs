@@ -30,7 +30,7 @@ mod segfile;
 mod snapshot;
 mod verify;
 
-pub use alerts::StoredAlert;
+pub use alerts::{OutboxPosition, PendingAlert, StoredAlert};
 pub use codec::{Hash, RECORD_HEADER_LEN};
 pub use error::{ChainError, ChainProblem, StoreError};
 pub use log::{AppendOutcome, NewEvent, Store, StoreConfig, StoredEvent, DEFAULT_CACHE_BYTES};
