@@ -18,6 +18,7 @@
 use std::ops::Bound;
 use std::sync::Mutex;
 
+use crate::codec::str_key as key;
 use crate::error::StoreError;
 use crate::log::Store;
 
@@ -59,12 +60,6 @@ pub struct PendingAlert {
     pub position: OutboxPosition,
 }
 
-fn key(prefix: u8, id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + id.len());
-    k.push(prefix);
-    k.extend_from_slice(id.as_bytes());
-    k
-}
 
 /// Offset so that negative times still sort numerically as unsigned big-endian.
 fn time_bytes(at: i64) -> [u8; 8] {

@@ -39,6 +39,14 @@ pub(crate) fn seq_key(prefix: u8, seq: u64) -> [u8; 9] {
     k
 }
 
+/// `prefix ‖ s` (a patient id, an alert id, a reason code …).
+pub(crate) fn str_key(prefix: u8, s: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + s.len());
+    k.push(prefix);
+    k.extend_from_slice(s.as_bytes());
+    k
+}
+
 /// Parses `prefix ‖ seq_be`; `None` if the key has another shape.
 pub(crate) fn parse_seq_key(prefix: u8, key: &[u8]) -> Option<u64> {
     if key.len() != 9 || key[0] != prefix {

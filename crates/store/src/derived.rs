@@ -9,10 +9,7 @@ const LABEL: u8 = b'l';
 const THROUGH_SEQ_KEY: &[u8] = b"m:labels_through_seq";
 
 fn label_key(patient_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + patient_id.len());
-    k.push(LABEL);
-    k.extend_from_slice(patient_id.as_bytes());
-    k
+    crate::codec::str_key(LABEL, patient_id)
 }
 
 impl Store {

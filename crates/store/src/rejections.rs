@@ -58,10 +58,7 @@ fn record_key(id: u64) -> [u8; 9] {
 }
 
 fn count_key(reason: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + reason.len());
-    k.push(COUNT);
-    k.extend_from_slice(reason.as_bytes());
-    k
+    crate::codec::str_key(COUNT, reason)
 }
 
 fn encode(r: &Rejection<'_>) -> Result<Vec<u8>, StoreError> {

@@ -14,10 +14,7 @@ const RECORD: u8 = b'r';
 const CHECKPOINT_KEY: &[u8] = b"c";
 
 fn record_key(patient_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(1 + patient_id.len());
-    k.push(RECORD);
-    k.extend_from_slice(patient_id.as_bytes());
-    k
+    crate::codec::str_key(RECORD, patient_id)
 }
 
 impl Store {
