@@ -302,6 +302,17 @@ pub(crate) async fn patient(
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, ApiError> {
     let view = parse_view(&q)?;
+    // The stored record first: a store read or two, answered on this task without the blocking
+    // pool's hop; a fold (and its many reads) goes to the blocking pool.
+    if registry_domain::events::PatientId::parse(&id).is_some() {
+        if let Some((site, mut line)) = s.source.stored_labels(&id, &view)? {
+            if !scope.sees(&site) {
+                return Err(ApiError::not_found());
+            }
+            line.push('\n');
+            return Ok(([(header::CONTENT_TYPE, "application/json")], line).into_response());
+        }
+    }
     let src = s.source.clone();
     let cache = s.labels_cache.clone();
     let (site, body) = blocking(move || patient_labels(src.as_ref(), &cache, &id, &view)).await?;

@@ -1,8 +1,9 @@
 //! Where the API reads from: the [`RegistryView`] trait, and its implementation over a
 //! [`Projector`] in the same process ([`ProjectorSource`]).
 //!
-//! Labels are recomputed from the log for the asked view (as `registry labels` does), so any
-//! `as_of` / `known_at` is answered exactly; the stored "today" labels are not used here.
+//! Labels are answered exactly for any `as_of` / `known_at`: from the projector's stored label
+//! record when it is current and exact for the asked view date ([`RegistryView::stored_labels`]),
+//! else recomputed from the log for that view (as `registry labels` does).
 //! The trait is synchronous (sled is); handlers call it on the blocking pool.
 
 use std::collections::BTreeMap;
@@ -58,6 +59,13 @@ pub trait RegistryView: Send + Sync + 'static {
     fn patient_events(&self, patient_id: &str) -> Result<Vec<RecordedEvent>, SourceError>;
     /// The projection of one patient in a view (`None` when not listed in it).
     fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection>;
+    /// One patient's labels line in a view (the bytes `registry labels` prints, no newline)
+    /// and its site, when a stored record answers the view exactly without refolding;
+    /// `Ok(None)`: refold with [`RegistryView::patient_events`] and [`RegistryView::project`].
+    /// Cheap enough to call on the async runtime (one or two store reads, no fold).
+    fn stored_labels(&self, _patient_id: &str, _view: &View) -> Result<Option<(String, String)>, SourceError> {
+        Ok(None)
+    }
     /// The thresholds the projection uses.
     fn config(&self) -> &Config;
     /// Alerts raised at or after `since_micros`, oldest first.
@@ -112,6 +120,10 @@ impl RegistryView for ProjectorSource {
     fn project(&self, patient_id: &str, events: &[RecordedEvent], view: &View) -> Option<PatientProjection> {
         let pid = PatientId::parse(patient_id)?;
         project_patient(&pid, events, view, &self.cfg)
+    }
+
+    fn stored_labels(&self, patient_id: &str, view: &View) -> Result<Option<(String, String)>, SourceError> {
+        Ok(self.projector.stored_labels_line(patient_id, view)?)
     }
 
     fn config(&self) -> &Config {

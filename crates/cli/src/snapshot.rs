@@ -27,10 +27,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::Context;
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::config::Config;
 use registry_domain::events::{PatientId, Payload};
-use registry_domain::projection::{project_patient, PatientProjection};
+use registry_domain::projection::{exact_range, project_patient, PatientProjection};
 use registry_domain::view::{RecordedEvent, View};
 use registry_projector::Projector;
 use registry_report::PatientRow;
@@ -71,15 +71,6 @@ const MAX_VARIANTS: usize = 8;
 
 fn micros_to_utc(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// `d + n` days, saturating, as the projection computes CBPD's limit.
-fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
-    if n >= 0 {
-        d.checked_add_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MAX)
-    } else {
-        d.checked_sub_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MIN)
-    }
 }
 
 impl Entry {
@@ -143,22 +134,6 @@ fn own_dates_and_foreign(pid: &PatientId, events: &[RecordedEvent]) -> (Vec<Naiv
     (dates, foreign)
 }
 
-/// The view dates [from, until) around `d` over which `p` (projected at `d`) is exact.
-fn validity(dates: &[NaiveDate], d: NaiveDate, p: Option<&PatientProjection>, cfg: &Config) -> (Option<NaiveDate>, Option<NaiveDate>) {
-    let i = dates.partition_point(|x| *x <= d);
-    let mut from = i.checked_sub(1).map(|i| dates[i]);
-    let mut until = dates.get(i).copied();
-    if let Some(pd1) = p.and_then(|p| p.labels.pd1.as_ref()) {
-        let limit = add_days(pd1.date, cfg.cbpd_days);
-        if limit <= d {
-            from = Some(from.map_or(limit, |f| f.max(limit)));
-        } else {
-            until = Some(until.map_or(limit, |u| u.min(limit)));
-        }
-    }
-    (from, until)
-}
-
 /// Projects one patient (its events as `Projector::patient_events` gives them, through
 /// `through_seq`) at view date `d` (known_at none) and returns that projection with the entry
 /// holding it. With `extra`, the entry also holds the projections for the view dates from the
@@ -187,7 +162,7 @@ pub(crate) fn fold_entry(
             continue;
         }
         let p = project_patient(pid, events, &View { as_of: a, known_at: None }, cfg);
-        let (from, until) = validity(&dates, a, p.as_ref(), cfg);
+        let (from, until) = exact_range(&dates, a, p.as_ref(), cfg);
         // Past the last event date only CBPD's limit splits the dates: serve the other side too.
         if extra && dates.last().is_none_or(|last| a >= *last) {
             if let Some(u) = until.filter(|u| dates.last().is_none_or(|last| u > last)) {
@@ -369,6 +344,16 @@ mod tests {
     use super::*;
     use registry_domain::synth::{generate, Profile, SynthConfig};
     use registry_store::NewEvent;
+    use chrono::Days;
+
+    /// `d + n` days, saturating, as the projection computes CBPD's limit.
+    fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
+        if n >= 0 {
+            d.checked_add_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MAX)
+        } else {
+            d.checked_sub_days(Days::new(n.unsigned_abs())).unwrap_or(NaiveDate::MIN)
+        }
+    }
 
     fn recorded(events: Vec<registry_domain::events::Event>) -> Vec<RecordedEvent> {
         let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();

@@ -67,6 +67,35 @@ fn add_days(d: NaiveDate, n: i64) -> NaiveDate {
     }
 }
 
+/// The view dates `[from, until)` around `d` over which the projection of a patient in view
+/// (`d`, known_at none) — `p`, `None` when the patient is not listed — is exactly the same
+/// (`None` bounds: unbounded). `own_dates` are the `occurred_on` dates of the patient's own
+/// events, sorted and distinct.
+///
+/// Why this is exact: the projection reads the view date in two places only — which events are
+/// in view (`occurred_on ≤ d`) and CBPD's comparison `PD1 + cbpd_days ≤ d` — so it cannot change
+/// between two consecutive event dates on the same side of CBPD's limit (docs/report.md,
+/// "Snapshot"). The report snapshot and the projector's stored label records both use it.
+pub fn exact_range(
+    own_dates: &[NaiveDate],
+    d: NaiveDate,
+    p: Option<&PatientProjection>,
+    cfg: &Config,
+) -> (Option<NaiveDate>, Option<NaiveDate>) {
+    let i = own_dates.partition_point(|x| *x <= d);
+    let mut from = i.checked_sub(1).map(|i| own_dates[i]);
+    let mut until = own_dates.get(i).copied();
+    if let Some(pd1) = p.and_then(|p| p.labels.pd1.as_ref()) {
+        let limit = add_days(pd1.date, cfg.cbpd_days);
+        if limit <= d {
+            from = Some(from.map_or(limit, |f| f.max(limit)));
+        } else {
+            until = Some(until.map_or(limit, |u| u.min(limit)));
+        }
+    }
+    (from, until)
+}
+
 /// Projects one patient. `events` may hold other patients' events (used only to recognise links
 /// to another patient's event), duplicates and any order. `None` when the patient is not listed
 /// in this view (`domain.md`, "Patients listed").

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::alerts::{alerts_between, Alert};
 use registry_domain::config::Config;
 use registry_domain::events::{Event, PatientId};
-use registry_domain::projection::{project_patient, PatientProjection};
+use registry_domain::projection::{exact_range, project_patient, PatientProjection};
 use registry_domain::view::{RecordedEvent, View};
 use registry_domain::stored;
 use registry_store::{Store, StoreError, StoredEvent};
@@ -33,6 +33,28 @@ pub struct LabelRecord {
     pub through_seq: u64,
     /// The labels JSON object, exactly as `registry labels` prints it.
     pub labels: serde_json::Value,
+    /// What lets a reader answer from the record without refolding (absent in records written
+    /// before it existed: then readers refold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves: Option<Serves>,
+}
+
+/// The views a [`LabelRecord`]'s labels are exact for, and the patient's site: with the log
+/// projected through its end, the labels in view (d, known_at none) are the record's for every
+/// d in [`from`, `until`) (`None`: unbounded; [`registry_domain::projection::exact_range`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Serves {
+    /// The site of the patient (its first stored event's `site_id`), for access checks.
+    pub site: String,
+    pub from: Option<NaiveDate>,
+    pub until: Option<NaiveDate>,
+}
+
+impl Serves {
+    /// Whether the record answers view date `d`.
+    pub fn covers(&self, d: NaiveDate) -> bool {
+        self.from.is_none_or(|f| f <= d) && self.until.is_none_or(|u| d < u)
+    }
 }
 
 /// [`LabelRecord`] as written, borrowing the labels: the same JSON bytes (same field order;
@@ -42,6 +64,16 @@ struct LabelRecordRef<'a, L: Serialize> {
     as_of: NaiveDate,
     through_seq: u64,
     labels: &'a L,
+    serves: Serves,
+}
+
+/// A stored [`LabelRecord`] read for answering: the labels' bytes as stored, not parsed.
+#[derive(Deserialize)]
+struct LabelRecordPeek<'a> {
+    #[serde(borrow)]
+    labels: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    serves: Option<Serves>,
 }
 
 /// How many patients one catch-up refolds and writes at a time (bounds its memory).
@@ -349,7 +381,15 @@ impl Projector {
         Ok(match &after {
             Some(p) => {
                 let alerts = alerts_between(before.as_ref(), p, completing);
-                let record = LabelRecordRef { as_of: view.as_of, through_seq, labels: &p.labels };
+                let mut own_dates: Vec<NaiveDate> =
+                    events.iter().filter(|e| e.event.patient_id.as_str() == patient_id).map(|e| e.event.occurred_on).collect();
+                own_dates.sort_unstable();
+                own_dates.dedup();
+                let (from, until) = exact_range(&own_dates, view.as_of, Some(p), &self.cfg);
+                // The site as the API reads it from the events (the first stored one's).
+                let site = events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str().to_owned()).unwrap_or_default();
+                let serves = Serves { site, from, until };
+                let record = LabelRecordRef { as_of: view.as_of, through_seq, labels: &p.labels, serves };
                 Refolded { value: Some(serde_json::to_vec(&record).unwrap_or_default()), alerts }
             }
             None => Refolded { value: None, alerts: Vec::new() },
@@ -381,6 +421,28 @@ impl Projector {
             }
         }
         self.persist_alerts(&alerts, true)
+    }
+
+    /// One patient's labels line in `view` (exactly the bytes `registry labels` prints, without
+    /// the newline) and its site, read from the stored label record when that record answers the
+    /// view exactly: no `known_at`, the log projected through its end (the checkpoint at the last
+    /// seq, so no event the record lacks), and the view date within the record's exact range.
+    /// `Ok(None)`: the caller refolds (older record without the range, another date, a catch-up
+    /// under way, or no record).
+    pub fn stored_labels_line(&self, patient_id: &str, view: &View) -> Result<Option<(String, String)>, ProjectorError> {
+        if view.known_at.is_some() {
+            return Ok(None);
+        }
+        // The last seq first: a checkpoint at or past it means every event appended so far is
+        // in the stored records (a record read next can only be newer still).
+        let last = self.store.last_seq();
+        if last == 0 || self.store.labels_through_seq()? < last {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get_labels(patient_id)? else { return Ok(None) };
+        let peek: LabelRecordPeek<'_> = serde_json::from_slice(&bytes)
+            .map_err(|source| ProjectorError::Record { patient_id: patient_id.to_owned(), source })?;
+        Ok(peek.serves.filter(|s| s.covers(view.as_of)).map(|s| (s.site, peek.labels.get().to_owned())))
     }
 
     /// Labels of every listed patient (or one) in a view, recomputed from the log, sorted by

@@ -13,4 +13,4 @@ mod fold;
 pub mod query;
 pub mod service;
 
-pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError};
+pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError, Serves};
