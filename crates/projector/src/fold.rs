@@ -125,6 +125,19 @@ struct PatientOnly<'a> {
     patient_id: std::borrow::Cow<'a, str>,
 }
 
+/// The [`Serves`] of a label record: `p` projected from `events` (as the catch-up reads them)
+/// in view (`as_of`, known_at none).
+fn serves_for(patient_id: &str, events: &[RecordedEvent], as_of: NaiveDate, p: &PatientProjection, cfg: &Config) -> Serves {
+    let mut own_dates: Vec<NaiveDate> =
+        events.iter().filter(|e| e.event.patient_id.as_str() == patient_id).map(|e| e.event.occurred_on).collect();
+    own_dates.sort_unstable();
+    own_dates.dedup();
+    let (from, until) = exact_range(&own_dates, as_of, Some(p), cfg);
+    // The site as the API reads it from the events (the first stored one's).
+    let site = events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str().to_owned()).unwrap_or_default();
+    Serves { site, from, until }
+}
+
 impl Projector {
     pub fn new(store: Store, cfg: Config) -> Projector {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -381,14 +394,7 @@ impl Projector {
         Ok(match &after {
             Some(p) => {
                 let alerts = alerts_between(before.as_ref(), p, completing);
-                let mut own_dates: Vec<NaiveDate> =
-                    events.iter().filter(|e| e.event.patient_id.as_str() == patient_id).map(|e| e.event.occurred_on).collect();
-                own_dates.sort_unstable();
-                own_dates.dedup();
-                let (from, until) = exact_range(&own_dates, view.as_of, Some(p), &self.cfg);
-                // The site as the API reads it from the events (the first stored one's).
-                let site = events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str().to_owned()).unwrap_or_default();
-                let serves = Serves { site, from, until };
+                let serves = serves_for(patient_id, &events, view.as_of, p, &self.cfg);
                 let record = LabelRecordRef { as_of: view.as_of, through_seq, labels: &p.labels, serves };
                 Refolded { value: Some(serde_json::to_vec(&record).unwrap_or_default()), alerts }
             }
@@ -508,14 +514,22 @@ impl Projector {
                     let in_view: Vec<RecordedEvent> =
                         events.into_iter().filter(|e| e.seq <= record.through_seq).collect();
                     let view = View { as_of: record.as_of, known_at: None };
-                    let fresh = self
-                        .project(&patient_id, &in_view, &view)
-                        .map(|p| serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null));
+                    let projected = self.project(&patient_id, &in_view, &view);
+                    let fresh =
+                        projected.as_ref().map(|p| serde_json::to_value(&p.labels).unwrap_or(serde_json::Value::Null));
                     if fresh.as_ref() != Some(&record.labels) {
                         problems.push(format!(
                             "patient {patient_id}: stored labels differ from a fresh replay through seq {}",
                             record.through_seq
                         ));
+                    } else if let (Some(stored), Some(p)) = (&record.serves, &projected) {
+                        // What the API answers from: the range and site must be the replay's too.
+                        if *stored != serves_for(&patient_id, &in_view, record.as_of, p, &self.cfg) {
+                            problems.push(format!(
+                                "patient {patient_id}: the stored label record's site or view range differs from a fresh replay through seq {}",
+                                record.through_seq
+                            ));
+                        }
                     }
                 }
                 None => {

@@ -103,12 +103,24 @@ fn stored_answers_equal_a_fresh_fold_and_are_refused_when_they_may_be_stale() {
     let known = View { as_of: view_date, known_at: Some(chrono::Utc::now()) };
     assert_eq!(projector.stored_labels_line(&first, &known).expect("lookup"), None);
 
-    // A record written before records carried their range answers nothing.
+    // `registry verify` checks the range and site too: a forged site (which would show the
+    // patient to another site's token) is named.
+    assert!(projector.verify(|_| {}).expect("verify").is_empty());
     let bytes = store.get_labels(&first).expect("get").expect("record");
     let mut record: LabelRecord = serde_json::from_slice(&bytes).expect("record");
+    let mut forged = record.clone();
+    if let Some(s) = forged.serves.as_mut() {
+        s.site = "elsewhere".into();
+    }
+    store.put_labels_batch(vec![(first.as_str(), Some(serde_json::to_vec(&forged).expect("json")))], store.last_seq()).expect("put");
+    let problems = projector.verify(|_| {}).expect("verify");
+    assert!(problems.len() == 1 && problems[0].contains(&first) && problems[0].contains("site"), "{problems:?}");
+
+    // A record written before records carried their range answers nothing (and verifies).
     assert!(record.serves.is_some());
     record.serves = None;
     let old = serde_json::to_vec(&record).expect("json");
     store.put_labels_batch(vec![(first.as_str(), Some(old))], store.last_seq()).expect("put");
     assert_eq!(projector.stored_labels_line(&first, &view).expect("lookup"), None);
+    assert!(projector.verify(|_| {}).expect("verify").is_empty());
 }
