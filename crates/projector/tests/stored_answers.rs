@@ -9,21 +9,10 @@ use registry_domain::projection::project_patient;
 use registry_domain::synth::{generate, Profile, SynthConfig};
 use registry_domain::view::View;
 use registry_projector::{LabelRecord, Projector};
-use registry_store::{NewEvent, Store};
+use registry_store::Store;
 
-fn import(store: &Store, events: &[registry_domain::events::Event], at: i64) {
-    let rows: Vec<(String, String, Vec<u8>)> = events
-        .iter()
-        .map(|e| (e.event_id.hyphenated().to_string(), e.patient_id.to_string(), e.canonical_json()))
-        .collect();
-    for chunk in rows.chunks(500) {
-        let batch: Vec<NewEvent<'_>> = chunk
-            .iter()
-            .map(|(id, pid, c)| NewEvent { event_id: id, patient_id: pid, content: c, received_at_micros: at })
-            .collect();
-        store.append_batch(&batch).expect("append");
-    }
-}
+mod common;
+use common::import;
 
 fn shift(d: NaiveDate, k: i64) -> NaiveDate {
     if k >= 0 {
