@@ -208,7 +208,8 @@ fn view_json(view: &View) -> Value {
     })
 }
 
-/// `GET /patients`: the labels of every visible patient passing the filters, sorted by id.
+/// `GET /patients`: the labels of every visible patient passing the filters, sorted by id (each
+/// from its stored label record when that is exact for the view, as `GET /patients/{id}`).
 pub(crate) async fn patients(
     State(s): State<AppState>,
     Extension(scope): Extension<Scope>,
@@ -218,11 +219,26 @@ pub(crate) async fn patients(
     let filter = q.compile()?;
     let src = s.source.clone();
     let list = blocking(move || {
-        Ok(visible_patients(src.as_ref(), &scope, &view)?
-            .into_iter()
-            .map(|v| labels_value(&v.projection))
-            .filter(|l| filter.matches(l))
-            .collect::<Vec<_>>())
+        let mut out = Vec::new();
+        for id in src.patient_ids()? {
+            // A stored record exact for the view is read; any other patient is refolded.
+            let labels = match src.stored_labels(&id, &view)? {
+                Some((site, line)) => {
+                    if !scope.sees(&site) {
+                        continue;
+                    }
+                    serde_json::from_str::<Value>(&line).map_err(|e| SourceError(format!("a stored label record does not parse: {e}")))?
+                }
+                None => match visible_patient(src.as_ref(), &scope, &view, &id)? {
+                    Some(v) => labels_value(&v.projection),
+                    None => continue,
+                },
+            };
+            if filter.matches(&labels) {
+                out.push(labels);
+            }
+        }
+        Ok(out)
     })
     .await?;
     let mut out = view_json(&view);
