@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::auth::Scope;
 use crate::guard::COOKIE;
 use crate::handlers::{
-    blocking, labels_value, parse_view, visible_alerts, visible_patient, visible_patients, ApiError, PatientFilter,
+    blocking, labels_value, parse_view, visible_alerts, visible_labels, visible_patient, visible_patients, ApiError, PatientFilter,
     ViewQuery,
 };
 use crate::timeline::Timeline;
@@ -281,14 +281,7 @@ pub(crate) async fn patient_list(
         Err(e) => return err_page(e),
     };
     let src = st.source.clone();
-    let res = blocking(move || {
-        Ok(visible_patients(src.as_ref(), &scope, &view)?
-            .into_iter()
-            .map(|v| labels_value(&v.projection))
-            .filter(|l| filter.matches(l))
-            .collect::<Vec<_>>())
-    })
-    .await;
+    let res = blocking(move || visible_labels(src.as_ref(), &scope, &view, &filter)).await;
     let labels = match res {
         Ok(l) => l,
         Err(e) => return err_page(e),

@@ -208,6 +208,32 @@ fn view_json(view: &View) -> Value {
     })
 }
 
+/// The labels JSON of every patient listed in the view whose site the scope sees and that passes
+/// `filter`, sorted by patient id: each from its stored label record when that is exact for the
+/// view (`RegistryView::stored_labels`), the others refolded.
+pub(crate) fn visible_labels(src: &dyn RegistryView, scope: &Scope, view: &View, filter: &Filter) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for id in src.patient_ids()? {
+        let labels = match src.stored_labels(&id, view)? {
+            Some((site, line)) => {
+                if !scope.sees(&site) {
+                    continue;
+                }
+                serde_json::from_str::<Value>(&line)
+                    .map_err(|e| SourceError(format!("a stored label record does not parse: {e}")))?
+            }
+            None => match visible_patient(src, scope, view, &id)? {
+                Some(v) => labels_value(&v.projection),
+                None => continue,
+            },
+        };
+        if filter.matches(&labels) {
+            out.push(labels);
+        }
+    }
+    Ok(out)
+}
+
 /// `GET /patients`: the labels of every visible patient passing the filters, sorted by id (each
 /// from its stored label record when that is exact for the view, as `GET /patients/{id}`).
 pub(crate) async fn patients(
@@ -218,29 +244,7 @@ pub(crate) async fn patients(
     let view = q.view()?;
     let filter = q.compile()?;
     let src = s.source.clone();
-    let list = blocking(move || {
-        let mut out = Vec::new();
-        for id in src.patient_ids()? {
-            // A stored record exact for the view is read; any other patient is refolded.
-            let labels = match src.stored_labels(&id, &view)? {
-                Some((site, line)) => {
-                    if !scope.sees(&site) {
-                        continue;
-                    }
-                    serde_json::from_str::<Value>(&line).map_err(|e| SourceError(format!("a stored label record does not parse: {e}")))?
-                }
-                None => match visible_patient(src.as_ref(), &scope, &view, &id)? {
-                    Some(v) => labels_value(&v.projection),
-                    None => continue,
-                },
-            };
-            if filter.matches(&labels) {
-                out.push(labels);
-            }
-        }
-        Ok(out)
-    })
-    .await?;
+    let list = blocking(move || visible_labels(src.as_ref(), &scope, &view, &filter)).await?;
     let mut out = view_json(&view);
     out["count"] = json!(list.len());
     out["patients"] = Value::Array(list);
