@@ -1,8 +1,8 @@
 //! `registry verify` checks the report snapshot (docs/report.md, "Snapshot", "Verification"):
-//! on a freshly imported synthetic cohort it passes; a forged row, a widened range, an entry that
-//! claims to be current without an event of its patient, a checkpoint past the log, a missing or
-//! undecodable entry each fail naming the patient; an entry made stale by a later event (the
-//! report refolds it) is skipped, not reported.
+//! on a freshly imported synthetic cohort it passes; a forged row, a widened range, a forged
+//! `foreign` list, an entry that claims to be current without an event of its patient, a
+//! checkpoint past the log, a missing or undecodable entry each fail naming the patient; an entry
+//! made stale by a later event (the report refolds it) is skipped, not reported.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -124,6 +124,7 @@ fn a_fresh_import_passes_and_a_forged_row_fails_naming_the_patient() {
         put(&store, &pid, &entry);
     }
     let err = fails(&data, &pid, "labels.os.end");
+    eprintln!("{err}");
     assert!(!err.contains("labels.os.days"), "only the date differs now: {err}");
 }
 
@@ -147,6 +148,26 @@ fn a_widened_range_fails_naming_the_patient() {
         pid
     };
     fails(&data, &pid, "is exact for");
+
+    // A link target added to `foreign` (it would make later events stale the entry wrongly;
+    // dropping one would keep a stale entry in use).
+    let other = {
+        let store = open(&data);
+        let (other, mut entry) = store
+            .snapshot_records()
+            .expect("records")
+            .into_iter()
+            .rev()
+            .map(|(p, bytes)| (p, serde_json::from_slice::<Value>(&bytes).expect("entry JSON")))
+            .next()
+            .expect("an entry");
+        assert_ne!(other, pid);
+        entry["foreign"].as_array_mut().expect("foreign").push(json!(uuid::Uuid::new_v4().to_string()));
+        put(&store, &other, &entry);
+        other
+    };
+    let err = fails(&data, &other, "foreign link targets differ");
+    assert!(err.contains(&format!("patient {pid}:")), "both forgeries named: {err}");
 }
 
 #[test]
