@@ -37,7 +37,7 @@ struct Cli {
 enum Command {
     /// Import NDJSON events (`-` for stdin) through validation, de-duplication, append and projection.
     Import(import_cmd::ImportArgs),
-    /// Re-read the whole log, check its hash chain and that stored labels equal a fresh replay.
+    /// Re-read the whole log, check its hash chain and that stored labels and the report snapshot equal a fresh replay.
     Verify(verify_cmd::VerifyArgs),
     /// Print every patient's labels (one JSON object per line, sorted by patient_id).
     Labels(labels_cmd::LabelsArgs),

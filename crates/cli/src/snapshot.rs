@@ -134,6 +134,11 @@ fn own_dates_and_foreign(pid: &PatientId, events: &[RecordedEvent]) -> (Vec<Naiv
     (dates, foreign)
 }
 
+/// The latest arrival among `events` (`i64::MIN` when none), as an entry stores it.
+fn max_received_micros(events: &[RecordedEvent]) -> i64 {
+    events.iter().map(|e| e.received_at).max().map_or(i64::MIN, |t| t.timestamp_micros())
+}
+
 /// Projects one patient (its events as `Projector::patient_events` gives them, through
 /// `through_seq`) at view date `d` (known_at none) and returns that projection with the entry
 /// holding it. With `extra`, the entry also holds the projections for the view dates from the
@@ -147,7 +152,7 @@ pub(crate) fn fold_entry(
     cfg: &Config,
 ) -> (Option<PatientProjection>, Entry) {
     let (dates, foreign) = own_dates_and_foreign(pid, events);
-    let max_received_micros = events.iter().map(|e| e.received_at).max().map_or(i64::MIN, |t| t.timestamp_micros());
+    let max_received_micros = max_received_micros(events);
     let mut variants: Vec<Variant> = Vec::new();
     let mut anchors: Vec<NaiveDate> = vec![d];
     if extra {
@@ -339,6 +344,249 @@ pub(crate) fn refresh(store: &Store, d: NaiveDate, pb: &indicatif::ProgressBar) 
     Ok(todo.len())
 }
 
+/// What `registry verify` found in the report snapshot ([`verify`]).
+#[derive(Debug, Default)]
+pub(crate) struct Verified {
+    /// The snapshot checkpoint (0: no snapshot; the report ignores the tree and nothing is checked).
+    pub(crate) checkpoint: u64,
+    /// Entries in the tree.
+    pub(crate) entries: u64,
+    /// Entries the report would use (not stale), checked against a fresh fold.
+    pub(crate) checked: u64,
+    /// Entries made stale by a later event (the report refolds them): not checked.
+    pub(crate) stale: u64,
+    /// Variants of the checked entries compared with a fresh projection.
+    pub(crate) variants: u64,
+    /// One line per problem, naming the patient.
+    pub(crate) problems: Vec<String>,
+}
+
+/// One entry's verdict.
+enum EntryCheck {
+    Stale,
+    Checked { variants: u64, problems: Vec<String> },
+}
+
+fn show_range(from: Option<NaiveDate>, until: Option<NaiveDate>) -> String {
+    let f = from.map_or_else(|| "unbounded".to_owned(), |d| d.to_string());
+    let u = until.map_or_else(|| "unbounded".to_owned(), |d| d.to_string());
+    format!("[{f}, {u})")
+}
+
+fn show_micros(micros: i64) -> String {
+    if micros == i64::MIN {
+        "none".to_owned()
+    } else {
+        micros_to_utc(micros).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    }
+}
+
+/// The paths (`labels.os.days`, `enrollment`) where two rows' JSON differ, at most a few.
+fn row_diff(stored: &Option<PatientRow>, fresh: &Option<PatientRow>) -> String {
+    match (stored, fresh) {
+        (Some(_), None) => "the entry lists the patient, a fresh projection does not".to_owned(),
+        (None, Some(_)) => "a fresh projection lists the patient, the entry does not".to_owned(),
+        _ => {
+            let a = serde_json::to_value(stored).unwrap_or_default();
+            let b = serde_json::to_value(fresh).unwrap_or_default();
+            let mut paths = Vec::new();
+            diff_paths(&a, &b, String::new(), &mut paths);
+            let more = paths.len().saturating_sub(6);
+            paths.truncate(6);
+            let mut s = format!("fields differ: {}", paths.join(", "));
+            if more > 0 {
+                s.push_str(&format!(" and {more} more"));
+            }
+            s
+        }
+    }
+}
+
+fn diff_paths(a: &serde_json::Value, b: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if at.is_empty() { k.clone() } else { format!("{at}.{k}") };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => diff_paths(u, v, path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(if at.is_empty() { "the row".to_owned() } else { at }),
+        _ => {}
+    }
+}
+
+/// Checks one stored entry of patient `pid` against the log (docs/report.md, "Snapshot",
+/// "Verification"). `events`: the patient's events as `Projector::patient_events` reads them now.
+fn check_entry(
+    seq_of: impl Fn(&Uuid) -> anyhow::Result<Option<u64>>,
+    pid: &str,
+    bytes: &[u8],
+    events: Vec<RecordedEvent>,
+    checkpoint: u64,
+    last: u64,
+    cfg: &Config,
+) -> anyhow::Result<EntryCheck> {
+    let entry: Entry = match serde_json::from_slice(bytes) {
+        Ok(e) => e,
+        Err(e) => {
+            let problem = format!("patient {pid}: the entry does not decode ({e}); the report refolds the patient");
+            return Ok(EntryCheck::Checked { variants: 0, problems: vec![problem] });
+        }
+    };
+    // The report's staleness rule (`changes`), with the entry's own `foreign` list: stale when an
+    // event past max(through_seq, C) is the patient's own or one of those link targets.
+    let current_at = entry.through_seq.max(checkpoint);
+    let mut stale = events.iter().any(|e| e.event.patient_id.as_str() == pid && e.seq > current_at);
+    for t in &entry.foreign {
+        if stale {
+            break;
+        }
+        stale = seq_of(t)?.is_some_and(|s| s > current_at);
+    }
+    if stale {
+        return Ok(EntryCheck::Stale);
+    }
+    // The report uses this entry as the patient's projection for the whole log.
+    let mut problems = Vec::new();
+    let through = entry.through_seq;
+    if through > last {
+        problems.push(format!("patient {pid}: the entry says it was folded through seq {through}, past the log's last seq {last}"));
+    }
+    if let Some(missed) = events.iter().filter(|e| e.seq > through).min_by_key(|e| e.seq) {
+        let whose = if missed.event.patient_id.as_str() == pid { "its own event" } else { "the event its link names" };
+        problems.push(format!(
+            "patient {pid}: the entry was folded through seq {through} but the report uses it as current \
+             (nothing after the checkpoint makes it stale), without {whose} at seq {}",
+            missed.seq
+        ));
+    }
+    let Some(id) = PatientId::parse(pid) else {
+        problems.push(format!("patient {pid}: an entry for an id that is not a valid patient id"));
+        return Ok(EntryCheck::Checked { variants: 0, problems });
+    };
+    if events.is_empty() && entry.variants.iter().any(|v| v.row.is_some()) {
+        problems.push(format!("patient {pid}: the entry holds a row but the log has no event of this patient"));
+    }
+    // Exactly what `fold_entry` reads: the events through the entry's `through_seq`.
+    let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through).collect();
+    let (dates, foreign) = own_dates_and_foreign(&id, &events);
+    if foreign != entry.foreign {
+        let show = |v: &[Uuid]| v.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" ");
+        problems.push(format!(
+            "patient {pid}: foreign link targets differ: entry [{}], fresh fold through seq {through} [{}]",
+            show(&entry.foreign),
+            show(&foreign)
+        ));
+    }
+    let received = max_received_micros(&events);
+    if received != entry.max_received_micros {
+        problems.push(format!(
+            "patient {pid}: max_received differs: entry {}, fresh fold through seq {through} {}",
+            show_micros(entry.max_received_micros),
+            show_micros(received)
+        ));
+    }
+    for v in &entry.variants {
+        // One date inside the claimed range: a row and range equal to the fresh ones there are
+        // exact over the whole range (the validity rule).
+        let d = v
+            .from
+            .or_else(|| v.until.and_then(|u| u.pred_opt()))
+            .or_else(|| dates.last().copied())
+            .unwrap_or_default();
+        let p = project_patient(&id, &events, &View { as_of: d, known_at: None }, cfg);
+        let (from, until) = exact_range(&dates, d, p.as_ref(), cfg);
+        let row = p.as_ref().and_then(|p| PatientRow::from_projection(p).ok());
+        let claimed = show_range(v.from, v.until);
+        if (from, until) != (v.from, v.until) {
+            problems.push(format!(
+                "patient {pid}: variant {claimed}: a fresh projection at {d} is exact for {} instead",
+                show_range(from, until)
+            ));
+        }
+        if row != v.row {
+            problems.push(format!(
+                "patient {pid}: variant {claimed}: the row differs from a fresh projection at {d} ({})",
+                row_diff(&v.row, &row)
+            ));
+        }
+    }
+    Ok(EntryCheck::Checked { variants: entry.variants.len() as u64, problems })
+}
+
+/// `registry verify`'s check of the report snapshot (docs/report.md, "Snapshot", "Verification"):
+/// the checkpoint is not past the log's end; every entry decodes; every entry the report would
+/// use (not stale by the staleness rule) equals a fresh fold of the log through its
+/// `through_seq` (`foreign`, `max_received_micros`, and each variant's row and exact range at a
+/// date inside its range) and lacks no event of the patient; every patient with events through
+/// the checkpoint has an entry. Each patient's events are read once; the folds run on every core.
+pub(crate) fn verify(store: &Store, pb: &indicatif::ProgressBar) -> anyhow::Result<Verified> {
+    let checkpoint = store.snapshot_checkpoint().context("cannot read the report snapshot")?;
+    let last = store.last_seq();
+    let mut out = Verified { checkpoint, ..Verified::default() };
+    if checkpoint == 0 {
+        // No snapshot (or a first refresh interrupted): the report refolds every patient.
+        return Ok(out);
+    }
+    if checkpoint > last {
+        out.problems.push(format!(
+            "the report snapshot checkpoint (seq {checkpoint}) is past the log's last seq {last}: \
+             events appended up to it would not make entries stale"
+        ));
+    }
+    let projector = Projector::new(store.clone(), Config::default());
+    let cfg = Config::default();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut scan = store.iter_snapshot().context("cannot read the report snapshot")?;
+    loop {
+        let chunk: Vec<(String, Vec<u8>)> =
+            scan.by_ref().take(CHUNK).collect::<Result<_, _>>().context("cannot read the report snapshot")?;
+        if chunk.is_empty() {
+            break;
+        }
+        let checked: Vec<anyhow::Result<EntryCheck>> = par_map(&chunk, |(pid, bytes)| {
+            let events = projector.patient_events(pid).with_context(|| format!("cannot read the events of {pid}"))?;
+            let seq_of = |t: &Uuid| {
+                store.seq_of_event_id(&t.hyphenated().to_string()).context("cannot read the event-id index")
+            };
+            let r = check_entry(seq_of, pid, bytes, events, checkpoint, last, &cfg);
+            pb.inc(1);
+            r
+        });
+        for ((pid, _), r) in chunk.into_iter().zip(checked) {
+            out.entries += 1;
+            match r? {
+                EntryCheck::Stale => out.stale += 1,
+                EntryCheck::Checked { variants, problems } => {
+                    out.checked += 1;
+                    out.variants += variants;
+                    out.problems.extend(problems);
+                }
+            }
+            seen.insert(pid);
+        }
+    }
+    // A patient without an entry is refolded only when it has an event after the checkpoint;
+    // otherwise the report leaves it out.
+    for pid in store.patient_ids().context("cannot list the patients")? {
+        if seen.contains(&pid) || PatientId::parse(&pid).is_none() {
+            continue;
+        }
+        let events = store.patient_events(&pid).with_context(|| format!("cannot read the events of {pid}"))?;
+        if events.iter().all(|e| e.seq <= checkpoint) {
+            out.problems.push(format!(
+                "patient {pid}: no entry, and no event after the checkpoint (seq {checkpoint}): the report leaves the patient out"
+            ));
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +674,56 @@ mod tests {
         let (_, entry) = fold_entry(&pid, &events, 99, d, false, &cfg);
         assert!(entry.select(&View { as_of: d, known_at: Some(t) }).is_some());
         assert!(entry.select(&View { as_of: d, known_at: Some(t - chrono::Duration::microseconds(1)) }).is_none());
+    }
+
+    fn problems(c: EntryCheck) -> Vec<String> {
+        match c {
+            EntryCheck::Stale => panic!("not stale"),
+            EntryCheck::Checked { problems, .. } => problems,
+        }
+    }
+
+    #[test]
+    fn verify_accepts_every_entry_fold_entry_writes_and_names_a_forged_one() {
+        let cfg = Config::default();
+        let cohort = generate(&SynthConfig { patients: 60, seed: 23, profile: Profile::Ni2019 });
+        let today = NaiveDate::from_ymd_opt(2026, 11, 27).unwrap_or_default();
+        let none = |_: &Uuid| -> anyhow::Result<Option<u64>> { Ok(None) };
+        let mut variants = 0;
+        for i in 0..cohort.patients() {
+            let events = recorded(cohort.patient_events(i));
+            let n = events.len() as u64;
+            let pid = events[0].event.patient_id.clone();
+            // Entries as the import writes them, merged with report write-backs at other dates.
+            let mut entry = fold_entry(&pid, &events, n, today, true, &cfg).1;
+            for anchor in [Profile::Ni2019.data_cutoff(), add_days(events[0].event.occurred_on, 30), add_days(events[0].event.occurred_on, -5)] {
+                entry = entry.with_variants_of(fold_entry(&pid, &events, n, anchor, false, &cfg).1);
+            }
+            variants += entry.variants.len();
+            let c = check_entry(none, pid.as_str(), &entry.to_bytes(), events.clone(), n, n, &cfg).expect("check");
+            assert_eq!(problems(c), Vec::<String>::new(), "patient {pid}");
+
+            // A widened range, a changed row, a lowered arrival: each named.
+            let mut forged = entry.clone();
+            if let Some(v) = forged.variants.iter_mut().find(|v| v.until.is_some()) {
+                v.until = v.until.map(|u| add_days(u, 1));
+                let c = check_entry(none, pid.as_str(), &forged.to_bytes(), events.clone(), n, n, &cfg).expect("check");
+                let p = problems(c);
+                assert!(p.iter().any(|l| l.contains("is exact for")), "{p:?}");
+            }
+            let mut forged = entry.clone();
+            forged.max_received_micros -= 1;
+            let p = problems(check_entry(none, pid.as_str(), &forged.to_bytes(), events.clone(), n, n, &cfg).expect("check"));
+            assert!(p.len() == 1 && p[0].contains("max_received differs"), "{p:?}");
+            // Folded through an earlier seq: the report would use it without the last event.
+            let short = fold_entry(&pid, &events[..events.len() - 1], n - 1, today, true, &cfg).1;
+            let p = problems(check_entry(none, pid.as_str(), &short.to_bytes(), events.clone(), n, n, &cfg).expect("check"));
+            assert!(p.iter().any(|l| l.contains(&format!("without its own event at seq {n}"))), "{p:?}");
+            // The same with the checkpoint before the last event: stale, skipped.
+            let c = check_entry(none, pid.as_str(), &short.to_bytes(), events.clone(), n - 1, n, &cfg).expect("check");
+            assert!(matches!(c, EntryCheck::Stale));
+        }
+        assert!(variants > 150, "{variants}");
     }
 
     fn keys(id: &str, pid: &str) -> Vec<u8> {

@@ -60,6 +60,13 @@ fn same(data: &Path, args: &[&str]) -> (usize, usize) {
     (held, refolded)
 }
 
+/// `registry verify` passes, the report snapshot included.
+fn verified(data: &Path) {
+    let out = ok(registry().arg("verify").arg("--data").arg(data).output().expect("run verify"), "verify");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("verify summary");
+    assert!(summary["report_snapshot"]["checked"].as_u64().unwrap_or(0) > 0, "{summary}");
+}
+
 fn synth(patients: u32, seed: u32) -> Vec<Value> {
     let out = ok(
         registry()
@@ -193,6 +200,9 @@ fn snapshot_reports_equal_full_recomputes_through_appends_retractions_and_views(
     for format in ["md", "html"] {
         same(&data, &["--as-of", "2018-05-31", "--format", format]);
     }
+    // Every entry the report uses equals a fresh fold (docs/report.md, "Verification"), the
+    // cross-patient link included.
+    verified(&data);
     // The ADTTE export reads the same snapshot: the same bytes as its full recompute.
     for v in [&["--as-of", "2018-05-31"][..], &["--as-of", "2016-03-31"], &["--as-of", "2018-05-31", "--known-at", &known_at]] {
         let export = |extra: &[&str]| {
@@ -223,4 +233,5 @@ fn a_report_appended_to_by_someone_else_refolds_only_what_changed() {
     assert!(refolded <= 1, "{refolded}");
     let (_, refolded) = same(&data, &["--as-of", "2018-05-31"]);
     assert_eq!(refolded, 0);
+    verified(&data);
 }
