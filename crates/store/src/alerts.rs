@@ -55,8 +55,14 @@ const PART_KEY_LEN: usize = 13;
 /// Serialises alert batches in this process, so that each takes a raised_at later than the last.
 static PUT_LOCK: Mutex<()> = Mutex::new(());
 
+/// A set of alert_ids (as bytes).
+type IdSet = HashSet<Box<[u8]>>;
+
 /// The alert_ids stored, once read (shared by the clones of a [`Store`]).
-pub(crate) type AlertIds = std::sync::Arc<Mutex<Option<HashSet<Box<[u8]>>>>>;
+pub(crate) type AlertIds = std::sync::Arc<Mutex<Option<IdSet>>>;
+
+/// An alert as converted from version 2: (id, kind, body).
+type Row = (Vec<u8>, Vec<u8>, Vec<u8>);
 
 /// An alert read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,7 +257,7 @@ fn upgrade_v1(tree: &sled::Tree) -> Result<(), StoreError> {
 fn upgrade_v2(tree: &sled::Tree) -> Result<(), StoreError> {
     let mut batch = sled::Batch::default();
     // (raised_at, [(id, kind, body)]) in time order, ids sorted within each.
-    let mut groups: Vec<(i64, Vec<(Vec<u8>, Vec<u8>, Vec<u8>)>)> = Vec::new();
+    let mut groups: Vec<(i64, Vec<Row>)> = Vec::new();
     let old_cursor = tree.get(CURSOR)?;
     // The (raised_at, id) of the last alert the old cursor covers.
     let mut published: Option<(i64, Vec<u8>)> = None;
@@ -313,7 +319,7 @@ impl Store {
     }
 
     /// The set of stored alert_ids, read from the `i` keys the first time.
-    fn alert_ids(&self, tree: &sled::Tree) -> Result<MutexGuard<'_, Option<HashSet<Box<[u8]>>>>, StoreError> {
+    fn alert_ids(&self, tree: &sled::Tree) -> Result<MutexGuard<'_, Option<IdSet>>, StoreError> {
         let mut guard = self.alert_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             let mut set = HashSet::new();
