@@ -107,16 +107,32 @@ impl Studies {
     /// The studies of `scans` (date, event_id, imaging), in the order given (canonical order).
     pub(crate) fn new(scans: &[(NaiveDate, Uuid, &Imaging)]) -> Studies {
         // Distinct lesion_ids in order of first appearance, then their ranks in byte order.
-        let mut seen: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+        // A patient has a handful of lesions: a linear search of the names seen beats hashing,
+        // up to LINEAR_NAMES of them; past that a hash map takes over.
+        const LINEAR_NAMES: usize = 16;
+        let mut seen: Option<rustc_hash::FxHashMap<&str, usize>> = None;
         let mut names: Vec<&str> = Vec::new();
         // The first-appearance index of every listing, in scan and listing order.
-        let mut listed: Vec<usize> = Vec::new();
+        let mut listed: Vec<usize> = Vec::with_capacity(scans.iter().map(|(_, _, img)| img.lesions.len()).sum());
         for (_, _, img) in scans {
             for l in &img.lesions {
-                let i = *seen.entry(l.lesion_id.as_str()).or_insert_with(|| {
-                    names.push(l.lesion_id.as_str());
-                    names.len() - 1
-                });
+                let id = l.lesion_id.as_str();
+                let i = match &mut seen {
+                    Some(map) => *map.entry(id).or_insert_with(|| {
+                        names.push(id);
+                        names.len() - 1
+                    }),
+                    None => match names.iter().position(|n| *n == id) {
+                        Some(i) => i,
+                        None => {
+                            names.push(id);
+                            if names.len() > LINEAR_NAMES {
+                                seen = Some(names.iter().enumerate().map(|(i, n)| (*n, i)).collect());
+                            }
+                            names.len() - 1
+                        }
+                    },
+                };
                 listed.push(i);
             }
         }
@@ -437,6 +453,8 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
         .collect();
     let mut had_cr = false;
     let mut out = Vec::new();
+    // The segment's non-target lesions (the same at every time point).
+    let nts: Vec<(&Lid, &RefLesion)> = seg.lesions.iter().filter(|(_, l)| l.class == LesionClass::NonTarget).collect();
     for (index, g) in tps.iter().enumerate() {
         let listing = |id: &Lid| g.counted.get(id).filter(|l| l.state != LesionState::NotEvaluated);
         // Targets: S with absent = 0; unlisted, not_evaluated or without diameter = not evaluated.
@@ -478,8 +496,6 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
                 && listing(id).is_some_and(|x| x.state == LesionState::UnequivocalProgression)
         });
         // Non-targets.
-        let nts: Vec<(&Lid, &RefLesion)> =
-            seg.lesions.iter().filter(|(_, l)| l.class == LesionClass::NonTarget).collect();
         let non_target = (!nts.is_empty()).then(|| {
             if nts.iter().any(|(id, _)| listing(id).is_some_and(|x| x.state == LesionState::UnequivocalProgression)) {
                 TpResponse::PD
@@ -679,4 +695,53 @@ pub(crate) fn progression_label(
         SalvageCandidate::None
     };
     Progression { date: g.date, pattern, extent, sites, brain, salvage_candidate }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{ImagingModality, Lesion};
+
+    /// A scan listing `names`, each with a diameter that tags it (10 mm + its number).
+    fn scan(names: &[(String, f64)]) -> Imaging {
+        Imaging {
+            modality: ImagingModality::Ct,
+            regions: Vec::new(),
+            lesions: names
+                .iter()
+                .map(|(id, tag)| Lesion {
+                    lesion_id: id.clone(),
+                    organ: Organ::Lung,
+                    primary: false,
+                    diameter_mm: Some(*tag),
+                    state: LesionState::Present,
+                    role: None,
+                })
+                .collect(),
+            reported_response: None,
+        }
+    }
+
+    /// Lesion ids are ranked in byte order whether a patient has a few (linear search) or many
+    /// (a hash map past 16) distinct ones, and a repeated id keeps its rank.
+    #[test]
+    fn lesion_ranks_follow_byte_order_for_few_and_many_lesions() {
+        for n in [3usize, 16, 17, 40] {
+            // Names in an order unlike byte order, listed again (reversed) in a second scan.
+            let names: Vec<(String, f64)> =
+                (0..n).map(|i| (format!("L{}", (i * 7 + 3) % 101), 10.0 + i as f64)).collect();
+            let mut again = names.clone();
+            again.reverse();
+            let (a, b) = (scan(&names), scan(&again));
+            let day = NaiveDate::from_ymd_opt(2020, 1, 1).expect("date");
+            let studies = Studies::new(&[(day, Uuid::nil(), &a), (day, Uuid::nil(), &b)]);
+            let mut sorted = names.clone();
+            sorted.sort_by(|x, y| x.0.cmp(&y.0));
+            let want: Vec<(Lid, f64)> = sorted.iter().zip(0..).map(|((_, tag), r)| (r, *tag)).collect();
+            for s in &studies.list {
+                let got: Vec<(Lid, f64)> = s.lesions.iter().map(|(id, l)| (*id, l.diameter.unwrap_or(0.0))).collect();
+                assert_eq!(got, want, "{n} lesions");
+            }
+        }
+    }
 }

@@ -289,6 +289,10 @@ fn drop_cycles(edges: Vec<(Uuid, Uuid, LinkKind)>, findings: &mut Vec<Finding>) 
 /// chain(e) = some correction c supersedes e with (c counts or chain(c)) — a correction hides
 /// every earlier version it reaches through `supersedes` links, whether or not those versions count.
 fn hidden_set(mine: &[&Event], edges: &[(Uuid, Uuid, LinkKind)]) -> BTreeSet<Uuid> {
+    // Most patients have no link at all: nothing is hidden.
+    if edges.is_empty() {
+        return BTreeSet::new();
+    }
     let mut hiders: BTreeMap<Uuid, Vec<(Uuid, LinkKind)>> = BTreeMap::new();
     let mut indeg: BTreeMap<Uuid, usize> = mine.iter().map(|e| (e.event_id, 0)).collect();
     for (s, t, k) in edges {

@@ -16,6 +16,14 @@
 //! Run: `cargo bench -p registry-projector --bench projection` (env BENCH_PATIENTS to resize,
 //! BENCH_EVENTS to cap the number of events, BENCH_THREADS for the projector's threads — default
 //! the cores available; with 1 the rebuild is compared with the one-thread parse alone).
+//!
+//! For load-independent measures: `BENCH_STORE_DIR=<dir>` keeps the generated store there (and
+//! reuses it, skipping the generation, when it already holds one; the measuring runs still work
+//! on copies). `BENCH_STOP_AFTER=open|parse|ppar|rebuild` ends the measuring process (run alone
+//! with `BENCH_PROJECTION_STORE=<a copy>`) after that phase — open, the first one-thread parse,
+//! the first parse on BENCH_THREADS threads, the rebuild — so that an instruction counter that
+//! sees only whole processes (`valgrind --tool=cachegrind`; this VM has no hardware counters for
+//! `perf stat`) gives each phase as the difference of two runs.
 
 use std::time::Instant;
 
@@ -66,6 +74,14 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64, f64) {
     let (t, c) = (Instant::now(), cpu_secs());
     let out = f();
     (out, t.elapsed().as_secs_f64(), cpu_secs() - c)
+}
+
+/// Ends the process here when `BENCH_STOP_AFTER` names `phase`.
+fn stop_after(phase: &str) {
+    if std::env::var("BENCH_STOP_AFTER").ok().as_deref() == Some(phase) {
+        eprintln!("stopping after {phase} (BENCH_STOP_AFTER)");
+        std::process::exit(0);
+    }
 }
 
 fn parse_all(store: &Store) -> usize {
@@ -119,9 +135,15 @@ fn main() {
     }
     let patients: usize = std::env::var("BENCH_PATIENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(50_000);
     let max_events: usize = std::env::var("BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
-    let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = Store::open(dir.path()).expect("open store");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let kept = std::env::var_os("BENCH_STORE_DIR").map(std::path::PathBuf::from);
+    let dir: &std::path::Path = kept.as_deref().unwrap_or(tmp.path());
+    // Written once a generation completed (a store left half-generated is not reused).
+    let marker = dir.join("bench-cohort.txt");
+    if let Ok(what) = std::fs::read_to_string(&marker) {
+        eprintln!("reusing the store in {} ({})", dir.display(), what.trim());
+    } else {
+        let store = Store::open(dir).expect("open store");
         let cfg = SynthConfig { patients, seed: 2019, profile: Profile::Ni2019 };
         let t = Instant::now();
         let mut buf = Vec::with_capacity(1000);
@@ -137,6 +159,10 @@ fn main() {
         append(&store, &buf, 1_600_000_000_000_000);
         let n_patients = store.patient_ids().expect("patients").len();
         eprintln!("imported {n} events of {n_patients} patients in {:.1} s", t.elapsed().as_secs_f64());
+        drop(store);
+        if kept.is_some() {
+            std::fs::write(&marker, format!("{n} events of {n_patients} patients, seed 2019\n")).expect("marker");
+        }
     }
     // The measurement runs in a fresh process over a copy of the stored directory, so that its
     // peak memory is the rebuild's, not the generator's; BENCH_REPEAT times (default 3), each
@@ -147,7 +173,7 @@ fn main() {
         let copy = tempfile::tempdir().expect("tempdir for the copy");
         let status = std::process::Command::new("cp")
             .arg("-a")
-            .arg(format!("{}/.", dir.path().display()))
+            .arg(format!("{}/.", dir.display()))
             .arg(copy.path())
             .status()
             .expect("cp");
@@ -193,7 +219,9 @@ fn measure(dir: &std::path::Path) {
     eprintln!("after open: RSS {:.0} MiB, peak {:.0} MiB", rss_mib(), peak_rss_mib());
     // Parse: decode every event from the store. Run again after the rebuild; the faster of the two
     // runs is the baseline (the first one also warms the OS page cache for the rebuild).
+    stop_after("open");
     let (decoded, parse_wall, parse_cpu) = timed(|| parse_all(&store));
+    stop_after("parse");
     eprintln!("after parse: RSS {:.0} MiB, peak {:.0} MiB", rss_mib(), peak_rss_mib());
 
     // Full rebuild from an empty checkpoint.
@@ -205,11 +233,13 @@ fn measure(dir: &std::path::Path) {
         .max(1);
     let (decoded_p, ppar_wall, ppar_cpu) = timed(|| parse_parallel(&store, threads));
     assert_eq!(decoded_p, decoded, "the parallel parse decodes every event once");
+    stop_after("ppar");
     let mut projector = Projector::new(store.clone(), Config::default()).with_threads(threads);
     if let Some(chunk) = std::env::var("BENCH_CHUNK").ok().and_then(|s| s.parse().ok()) {
         projector = projector.with_chunk(chunk);
     }
     let (full, rebuild, rebuild_cpu) = timed(|| projector.catch_up(view_date).expect("rebuild"));
+    stop_after("rebuild");
     let (_, parse_wall2, parse_cpu2) = timed(|| parse_all(&store));
     let (_, ppar_wall2, ppar_cpu2) = timed(|| parse_parallel(&store, threads));
     let (parse, parse_cpu) = (parse_wall.min(parse_wall2), parse_cpu.min(parse_cpu2));

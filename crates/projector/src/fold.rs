@@ -184,7 +184,7 @@ impl Projector {
             .store
             .patient_events(patient_id)?
             .iter()
-            .map(|e| match fresh.remove(&e.seq) {
+            .map(|e| match (!fresh.is_empty()).then(|| fresh.remove(&e.seq)).flatten() {
                 Some(event) => Ok(RecordedEvent { event, seq: e.seq, received_at: micros_to_utc(e.received_at_micros) }),
                 None => decode(e),
             })
@@ -197,15 +197,18 @@ impl Projector {
                 });
             }
         }
-        let own: BTreeSet<uuid::Uuid> = events.iter().map(|e| e.event.event_id).collect();
+        let target = |e: &RecordedEvent| match &e.event.payload {
+            registry_domain::events::Payload::EventRetracted(r) => Some(r.target_event_id),
+            _ => e.event.supersedes,
+        };
         let mut linked = BTreeSet::new();
-        for e in &events {
-            let target = match &e.event.payload {
-                registry_domain::events::Payload::EventRetracted(r) => Some(r.target_event_id),
-                _ => e.event.supersedes,
-            };
-            if let Some(t) = target.filter(|t| !own.contains(t)) {
-                linked.insert(t);
+        // Most patients have no retraction or correction: no set of their own ids to build.
+        if events.iter().any(|e| target(e).is_some()) {
+            let own: BTreeSet<uuid::Uuid> = events.iter().map(|e| e.event.event_id).collect();
+            for e in &events {
+                if let Some(t) = target(e).filter(|t| !own.contains(t)) {
+                    linked.insert(t);
+                }
             }
         }
         for target in linked {
@@ -299,8 +302,8 @@ impl Projector {
             // checkpoint that survived a crash has its alerts. The earlier chunks keep the old
             // checkpoint, so losing them in a crash loses nothing.
             let last = i + 1 == chunks;
-            self.persist_alerts(&alerts, false)?;
             alerts_raised += alerts.len();
+            self.persist_alerts(alerts, false)?;
             if last {
                 self.store.put_labels_batch(writes, through_seq)?;
             } else {
@@ -403,13 +406,16 @@ impl Projector {
     }
 
     /// Stores alerts in the history and the outbox (each alert_id once).
-    fn persist_alerts(&self, alerts: &[Alert], flush: bool) -> Result<usize, ProjectorError> {
+    fn persist_alerts(&self, alerts: Vec<Alert>, flush: bool) -> Result<usize, ProjectorError> {
         if alerts.is_empty() {
             return Ok(0);
         }
         let rows: Vec<(String, String, Vec<u8>)> = alerts
-            .iter()
-            .map(|a| (a.alert_id.clone(), a.kind.as_str().to_owned(), serde_json::to_vec(a).unwrap_or_default()))
+            .into_iter()
+            .map(|a| {
+                let body = serde_json::to_vec(&a).unwrap_or_default();
+                (a.alert_id, a.kind.as_str().to_owned(), body)
+            })
             .collect();
         let at = Utc::now().timestamp_micros();
         Ok(if flush { self.store.put_alerts(&rows, at)? } else { self.store.put_alerts_unflushed(&rows, at)? })
@@ -426,7 +432,7 @@ impl Projector {
                 alerts.extend(registry_domain::alerts::followup_overdue(&p, view_date, &self.cfg));
             }
         }
-        self.persist_alerts(&alerts, true)
+        self.persist_alerts(alerts, true)
     }
 
     /// One patient's labels line in `view` (exactly the bytes `registry labels` prints, without

@@ -103,6 +103,8 @@ pub struct Store {
     pub(crate) writer: Arc<Mutex<Writer>>,
     pub(crate) index: Arc<RwLock<Index>>,
     pub(crate) files: Arc<SegmentFiles>,
+    /// The stored alert_ids, read at the first alert call (crate::alerts).
+    pub(crate) alert_ids: crate::alerts::AlertIds,
     outbox: bool,
 }
 
@@ -189,6 +191,7 @@ impl Store {
             })),
             index: Arc::new(RwLock::new(index)),
             files: Arc::new(files),
+            alert_ids: Default::default(),
             outbox: config.outbox,
         })
     }
