@@ -64,6 +64,13 @@ pub(crate) type AlertIds = std::sync::Arc<Mutex<Option<IdSet>>>;
 /// An alert as converted from version 2: (id, kind, body).
 type Row = (Vec<u8>, Vec<u8>, Vec<u8>);
 
+/// The `b` parts from `start` on, in key order (the history and outbox order).
+fn parts_from(tree: &sled::Tree, start: Vec<u8>) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> {
+    tree.range::<Vec<u8>, _>((Bound::Included(start), Bound::Unbounded))
+        .take_while(|kv| kv.as_ref().map_or(true, |(k, _)| k.first() == Some(&PART)))
+        .map(|kv| kv.map_err(StoreError::from))
+}
+
 /// An alert read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAlert {
@@ -411,11 +418,8 @@ impl Store {
         if limit == 0 {
             return Ok(out);
         }
-        for kv in tree.range::<Vec<u8>, _>((Bound::Included(start), Bound::Unbounded)) {
+        for kv in parts_from(&tree, start) {
             let (k, v) = kv?;
-            if k.first() != Some(&PART) {
-                break;
-            }
             for (i, r) in records(&k, &v)?.into_iter().enumerate() {
                 let pos = position(&k, u32::try_from(i).unwrap_or(u32::MAX));
                 if from.as_ref().is_some_and(|f| pos.0 <= *f) {
@@ -449,11 +453,8 @@ impl Store {
         if limit == 0 {
             return Ok(out);
         }
-        for kv in tree.range::<Vec<u8>, _>((Bound::Included(start), Bound::Unbounded)) {
+        for kv in parts_from(&tree, start) {
             let (k, v) = kv?;
-            if k.first() != Some(&PART) {
-                break;
-            }
             let at = time_of(&k).ok_or_else(|| corrupt(&k))?;
             for r in records(&k, &v)? {
                 out.push(StoredAlert { alert_id: text(r.id), kind: text(r.kind), raised_at_micros: at, body: r.body.to_vec() });
