@@ -23,6 +23,8 @@ pub use error::BusError;
 pub use publish::{publish_with_id, publish_with_id_and_policy, PublishOutcome, RetryPolicy};
 pub use streams::{ensure_streams, stream_configs, ACCEPTED, ALERTS, EVENTS, REJECTED};
 pub use subjects::SubjectError;
+/// The client types callers of this crate handle (headers of a publish, a JetStream context).
+pub use async_nats::{jetstream::Context as JetStreamContext, HeaderMap};
 
 /// Header carrying the ingest's arrival time (Unix µs) of an accepted event to the projector, so
 /// `known_at` views agree between the ingest and projector stores.

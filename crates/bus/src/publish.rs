@@ -82,7 +82,7 @@ pub async fn publish_with_id(
 }
 
 /// [`publish_with_id`] with an explicit retry policy.
-#[tracing::instrument(skip(js, headers, payload, policy), fields(bytes = payload.len()), err)]
+#[tracing::instrument(level = "debug", skip(js, headers, payload, policy), fields(bytes = payload.len()), err)]
 pub async fn publish_with_id_and_policy(
     js: &jetstream::Context,
     subject: &str,

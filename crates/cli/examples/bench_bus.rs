@@ -5,6 +5,13 @@
 //!   does) while a durable pull consumer reads them and acknowledges each explicitly, as the
 //!   services do; done when the server's consumer info shows nothing pending or unacked (the
 //!   same condition `wait` uses). Prints events/s from the first publish to then.
+//! - `relay --nats URL --file F`: the pipeline's bus work without the services' own work. The
+//!   same publishes to EVENTS as `raw`; a relay (its own connection, like `registry ingest`)
+//!   takes batches of up to 1,000 from a durable consumer on EVENTS, publishes each message to
+//!   ACCEPTED (`Nats-Msg-Id`, the received-at header, 256 in flight, acks awaited) and then
+//!   acknowledges the batch; a third connection (like `registry project`) reads ACCEPTED and
+//!   acknowledges each message. No validation, store or fold: an upper bound for the
+//!   end-to-end rate of this topology on this machine. Done when both consumers are drained.
 //! - `wait --nats URL --events N`: polls (every 10 ms) until EVENTS holds N messages and the
 //!   `ingest` (EVENTS) and `projector` (ACCEPTED) consumers have nothing pending or unacked,
 //!   i.e. until every event's labels are durable in the projector's store. Prints the time.
@@ -67,13 +74,14 @@ async fn main() {
     let url = required("--nats");
     match mode.as_str() {
         "raw" => raw(&url, &required("--file")).await,
+        "relay" => relay(&url, &required("--file")).await,
         "wait" => wait(&url, required("--events").parse().expect("--events N")).await,
         "latency" => {
             let rate: f64 = arg("--rate").map(|r| r.parse().expect("--rate")).unwrap_or(1000.0);
             latency(&url, &required("--file"), rate).await
         }
         other => {
-            eprintln!("bench_bus: unknown mode {other:?} (raw | wait | latency)");
+            eprintln!("bench_bus: unknown mode {other:?} (raw | relay | wait | latency)");
             std::process::exit(2)
         }
     }
@@ -131,6 +139,94 @@ async fn raw(url: &str, file: &str) {
     println!(
         "{}",
         serde_json::json!({"mode": "raw", "events": n, "publish_s": publish_s, "total_s": total_s, "events_per_s": n as f64 / total_s})
+    );
+}
+
+/// Polls until `consumer` on `stream` has nothing pending or unacknowledged.
+async fn drained(js: &registry_bus::JetStreamContext, stream: &str, consumer: &str) {
+    loop {
+        let s = js.get_stream(stream).await.expect("stream");
+        let info = s.consumer_info(consumer).await.expect("consumer info");
+        if info.num_pending == 0 && info.num_ack_pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn relay(url: &str, file: &str) {
+    let lines = read_lines(file);
+    let n = lines.len();
+    let (_client, js) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-feeder")).await.expect("connect");
+    registry_bus::ensure_streams(&js, &bus_config(url, "bench-relay-feeder")).await.expect("streams");
+    let (_c1, js_in) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-ingest")).await.expect("connect");
+    let (_c2, js_out) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-projector")).await.expect("connect");
+    let consumer = |js: registry_bus::JetStreamContext, stream: &'static str, name: &'static str, filter: &'static str| async move {
+        registry_bus::durable_pull_consumer_with(&js, stream, name, filter, Duration::from_secs(30), -1, 5000)
+            .await
+            .expect("consumer")
+    };
+    let on_events = consumer(js_in.clone(), registry_bus::EVENTS, "relay-in", "registry.events.>").await;
+    let on_accepted = consumer(js_out.clone(), registry_bus::ACCEPTED, "relay-out", "registry.accepted.>").await;
+    let started = Instant::now();
+    let partitions = std::num::NonZeroU32::MIN;
+    let relay = tokio::spawn(async move {
+        let mut messages = on_events.stream().max_messages_per_batch(1000).messages().await.expect("messages");
+        let mut seen = 0usize;
+        while seen < n {
+            let batch = registry_bus::next_batch(&mut messages, 1000).await.expect("stream open");
+            seen += batch.len();
+            let owned: Vec<(String, _)> = batch
+                .iter()
+                .map(|m| {
+                    let id = m.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned());
+                    (id.unwrap_or_default(), m.payload.clone())
+                })
+                .collect();
+            let results: Vec<_> = futures::stream::iter(owned.into_iter().map(|(id, payload)| {
+                let js = js_in.clone();
+                async move {
+                    let subject = registry_bus::subjects::accepted_subject_for_patient(&id, partitions);
+                    let mut headers = registry_bus::HeaderMap::new();
+                    headers.insert(registry_bus::RECEIVED_AT_HEADER, "0");
+                    registry_bus::publish_with_id(&js, &subject, &id, Some(headers), payload).await
+                }
+            }))
+            .buffer_unordered(256)
+            .collect()
+            .await;
+            assert!(results.iter().all(Result::is_ok), "every relay publish acknowledged");
+            for m in &batch {
+                m.ack().await.expect("ack");
+            }
+        }
+    });
+    let sink = tokio::spawn(async move {
+        let mut messages = on_accepted.stream().max_messages_per_batch(1000).messages().await.expect("messages");
+        let mut seen = 0usize;
+        while seen < n {
+            let m = messages.next().await.expect("stream open").expect("message");
+            m.ack().await.expect("ack");
+            seen += 1;
+        }
+    });
+    let published: Vec<_> = futures::stream::iter(lines.into_iter().map(|l| {
+        let js = js.clone();
+        async move { registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await }
+    }))
+    .buffer_unordered(256)
+    .collect()
+    .await;
+    let publish_s = started.elapsed().as_secs_f64();
+    assert!(published.iter().all(Result::is_ok), "every publish acknowledged");
+    relay.await.expect("relay");
+    sink.await.expect("sink");
+    drained(&js, registry_bus::EVENTS, "relay-in").await;
+    drained(&js, registry_bus::ACCEPTED, "relay-out").await;
+    let total_s = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        serde_json::json!({"mode": "relay", "events": n, "publish_s": publish_s, "total_s": total_s, "events_per_s": n as f64 / total_s})
     );
 }
 

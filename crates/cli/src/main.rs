@@ -10,6 +10,9 @@ use clap::{Parser, Subcommand};
 /// consolidation, returning pages to the kernel and faulting them in again) cost about a fifth of
 /// a 100,000-patient report (perf; docs/report.md, "Benchmark"), and 20-25 % of the live
 /// services' samples (docs/bus.md, "Benchmark").
+/// Built without the default feature `mimalloc`, the binary uses the system allocator, so that
+/// heap profilers that hook malloc (valgrind's massif, heaptrack) see every allocation.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

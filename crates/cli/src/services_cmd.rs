@@ -72,6 +72,23 @@ pub(crate) struct ServeArgs {
     /// Also print alerts as NDJSON on stdout.
     #[arg(long)]
     alerts_stdout: bool,
+    /// How often the local nats-server (started without --nats) forces its stream files to
+    /// disk: a duration such as `1s` or `200ms`, or `always` (an fsync per write). nats-server's
+    /// own default is 2 minutes, so a power failure could lose up to 2 minutes of events it
+    /// had acknowledged to a hospital but the ingest had not yet stored (docs/bus.md).
+    #[arg(long, default_value = "1s", value_parser = parse_sync_interval)]
+    nats_sync: String,
+}
+
+/// A nats-server `sync_interval`: `always`, or digits followed by a unit (ms, s, m, h).
+fn parse_sync_interval(s: &str) -> Result<String, String> {
+    let unit_at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(unit_at);
+    if s == "always" || (!digits.is_empty() && matches!(unit, "ms" | "s" | "m" | "h")) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("{s:?} is not `always` or a duration like 1s, 200ms, 2m"))
+    }
 }
 
 #[derive(clap::Args)]
@@ -162,9 +179,16 @@ fn shutdown_on_signals(token: CancellationToken) {
     });
 }
 
+/// Opens a service's store. `REGISTRY_CACHE_MIB` sets sled's page-cache budget (default
+/// [`registry_store::DEFAULT_CACHE_BYTES`]).
 fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Store::open_with(dir, &StoreConfig { outbox }).with_context(|| format!("cannot open the store in {}", dir.display()))
+    let cache_bytes = match std::env::var("REGISTRY_CACHE_MIB") {
+        Ok(v) => Some(v.trim().parse::<u64>().map_err(|e| anyhow::anyhow!("REGISTRY_CACHE_MIB={v:?}: {e}"))? << 20),
+        Err(_) => None,
+    };
+    Store::open_with(dir, &StoreConfig { outbox, cache_bytes })
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
 /// A local nats-server with JetStream under `dir`, stopped on drop.
@@ -204,17 +228,28 @@ fn find_nats_server() -> anyhow::Result<PathBuf> {
     )
 }
 
-fn start_local_nats(dir: &Path) -> anyhow::Result<LocalNats> {
+fn start_local_nats(dir: &Path, sync_interval: &str) -> anyhow::Result<LocalNats> {
     let bin = find_nats_server()?;
     let store = dir.join("nats");
     std::fs::create_dir_all(&store)?;
+    // The store directory and the sync interval go in a configuration file (nats-server has no
+    // flag for the interval, and refuses `-sd` beside a config's store_dir).
+    let conf = dir.join("nats-server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "# Written by `registry serve` at each start; edits are overwritten.\njetstream {{\n  store_dir: {}\n  sync_interval: {sync_interval}\n}}\n",
+            serde_json::to_string(&store.to_string_lossy())?
+        ),
+    )?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     // Its own process group: Ctrl-C in a terminal signals the whole foreground group, and a
     // nats-server that quits at once would leave the parts finishing their in-flight batch
     // without a server (publish retries, a slow stop). serve stops it itself, after its parts.
     let child = std::process::Command::new(&bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(&store)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.join("nats-server.log"))?)
         .process_group(0)
@@ -235,7 +270,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data)?;
     let local = match &args.nats.nats {
         Some(_) => None,
-        None => Some(start_local_nats(&args.data)?),
+        None => Some(start_local_nats(&args.data, &args.nats_sync)?),
     };
     let url = match (&args.nats.nats, &local) {
         (Some(u), _) => u.clone(),

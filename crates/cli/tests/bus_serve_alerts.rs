@@ -93,6 +93,9 @@ fn serve_answers_healthz_projects_and_stops_cleanly_on_sigterm_with_its_nats_ser
         children_of(serve.pid()).into_iter().filter(|(_, comm)| comm == "nats-server").map(|(p, _)| p).collect();
     assert_eq!(nats_children.len(), 1, "serve runs one nats-server of its own");
     let _guard = KillOnDrop(nats_children.clone());
+    // Its server forces the stream files to disk every second, not nats-server's 2 minutes.
+    let conf = std::fs::read_to_string(data.join("nats-server.conf")).expect("serve writes DATA/nats-server.conf");
+    assert!(conf.contains("sync_interval: 1s"), "the local server's configuration: {conf}");
 
     // It works: what is published to its server is ingested and projected.
     let log = serve.log_text();

@@ -73,6 +73,8 @@ pub struct StoreConfig {
     /// When true, every accepted event is also put in the outbox (in the same atomic batch), for
     /// the ingest service to publish downstream; see [`Store::outbox_pending`].
     pub outbox: bool,
+    /// sled's page-cache budget in bytes; `None`: [`DEFAULT_CACHE_BYTES`].
+    pub cache_bytes: Option<u64>,
 }
 
 /// sled's page-cache budget, 64 MiB (sled's own default is 1 GiB). sled holds only small values
@@ -162,7 +164,7 @@ impl Store {
         };
         // HighThroughput only changes how sled's segment cleaner trades disk space for write
         // speed (see docs/storage.md); durability is the same.
-        let db = open_sled(dir).map_err(open_err)?;
+        let db = open_sled(dir, config.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES)).map_err(open_err)?;
         let log = db.open_tree("log").map_err(open_err)?;
         let rejected = db.open_tree("rejected").map_err(open_err)?;
         let labels = db.open_tree("labels").map_err(open_err)?;
@@ -867,13 +869,13 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// was dropped (measured: a reopen right after a drop failed in about 1 of 10 runs under load),
 /// so a close-then-reopen must not fail. Another process holding the store still fails, after
 /// the wait.
-fn open_sled(dir: &Path) -> Result<sled::Db, sled::Error> {
+fn open_sled(dir: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
     let started = std::time::Instant::now();
     loop {
         let opened = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
-            .cache_capacity(DEFAULT_CACHE_BYTES)
+            .cache_capacity(cache_bytes)
             .open();
         match opened {
             Err(sled::Error::Io(e))
@@ -1083,7 +1085,7 @@ mod tests {
     #[test]
     fn a_layout2_store_is_migrated_to_segment_files_at_open() {
         let dir = tempfile::TempDir::new().expect("tempdir");
-        let config = StoreConfig { outbox: true };
+        let config = StoreConfig { outbox: true, ..StoreConfig::default() };
         let before = {
             let store = Store::open_with(dir.path(), &config).expect("open");
             fill(&store, 30, 10);

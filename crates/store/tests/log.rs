@@ -173,7 +173,7 @@ fn empty_batch_is_a_no_op() {
 #[test]
 fn outbox_holds_accepted_events_until_done_and_survives_reopen() {
     let dir = TempDir::new().expect("tempdir");
-    let config = StoreConfig { outbox: true };
+    let config = StoreConfig { outbox: true, ..StoreConfig::default() };
     {
         let store = Store::open_with(dir.path(), &config).expect("open");
         let out = store
