@@ -24,7 +24,7 @@ pub use publish::{publish_with_id, publish_with_id_and_policy, PublishOutcome, R
 pub use streams::{ensure_streams, stream_configs, ACCEPTED, ALERTS, EVENTS, REJECTED};
 pub use subjects::SubjectError;
 /// The client types callers of this crate handle (headers of a publish, a JetStream context).
-pub use async_nats::{jetstream::Context as JetStreamContext, HeaderMap};
+pub use async_nats::{jetstream::consumer::PullConsumer, jetstream::Context as JetStreamContext, HeaderMap};
 
 /// Header carrying the ingest's arrival time (Unix µs) of an accepted event to the projector, so
 /// `known_at` views agree between the ingest and projector stores.

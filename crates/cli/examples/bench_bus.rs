@@ -87,6 +87,29 @@ async fn main() {
     }
 }
 
+/// Publishes every line to EVENTS as `registry publish` does (`Nats-Msg-Id`, 256 in flight, acks
+/// awaited); panics unless every publish was acknowledged.
+async fn publish_all(js: &registry_bus::JetStreamContext, lines: Vec<Line>) {
+    let published: Vec<_> = futures::stream::iter(lines.into_iter().map(|l| {
+        let js = js.clone();
+        async move { registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await }
+    }))
+    .buffer_unordered(256)
+    .collect()
+    .await;
+    assert!(published.iter().all(Result::is_ok), "every publish acknowledged");
+}
+
+/// Reads `n` messages of `consumer` and acknowledges each, as the services do (one ack message
+/// each, not awaited by the server).
+async fn read_and_ack(consumer: registry_bus::PullConsumer, n: usize) {
+    let mut messages = consumer.stream().max_messages_per_batch(1000).messages().await.expect("messages");
+    for _ in 0..n {
+        let m = messages.next().await.expect("stream open").expect("message");
+        m.ack().await.expect("ack");
+    }
+}
+
 async fn raw(url: &str, file: &str) {
     let lines = read_lines(file);
     let n = lines.len();
@@ -106,14 +129,7 @@ async fn raw(url: &str, file: &str) {
     let started = Instant::now();
     let js_reader = js.clone();
     let reader = tokio::spawn(async move {
-        let mut messages = consumer.stream().max_messages_per_batch(1000).messages().await.expect("messages");
-        let mut seen = 0usize;
-        while seen < n {
-            let m = messages.next().await.expect("stream open").expect("message");
-            // The services ack the same way (one ack message each, not awaited).
-            m.ack().await.expect("ack");
-            seen += 1;
-        }
+        read_and_ack(consumer, n).await;
         // Consumed = the server has every ack, the condition the pipeline is timed to as well.
         loop {
             let stream = js_reader.get_stream(registry_bus::EVENTS).await.expect("stream");
@@ -124,16 +140,8 @@ async fn raw(url: &str, file: &str) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let js2 = js.clone();
-    let published: Vec<_> = futures::stream::iter(lines.into_iter().map(|l| {
-        let js = js2.clone();
-        async move { registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await }
-    }))
-    .buffer_unordered(256)
-    .collect()
-    .await;
+    publish_all(&js, lines).await;
     let publish_s = started.elapsed().as_secs_f64();
-    assert!(published.iter().all(Result::is_ok), "every raw publish acknowledged");
     reader.await.expect("reader");
     let total_s = started.elapsed().as_secs_f64();
     println!(
@@ -201,24 +209,9 @@ async fn relay(url: &str, file: &str) {
             }
         }
     });
-    let sink = tokio::spawn(async move {
-        let mut messages = on_accepted.stream().max_messages_per_batch(1000).messages().await.expect("messages");
-        let mut seen = 0usize;
-        while seen < n {
-            let m = messages.next().await.expect("stream open").expect("message");
-            m.ack().await.expect("ack");
-            seen += 1;
-        }
-    });
-    let published: Vec<_> = futures::stream::iter(lines.into_iter().map(|l| {
-        let js = js.clone();
-        async move { registry_bus::publish_with_id(&js, &l.subject, &l.event_id, None, l.bytes.into()).await }
-    }))
-    .buffer_unordered(256)
-    .collect()
-    .await;
+    let sink = tokio::spawn(read_and_ack(on_accepted, n));
+    publish_all(&js, lines).await;
     let publish_s = started.elapsed().as_secs_f64();
-    assert!(published.iter().all(Result::is_ok), "every publish acknowledged");
     relay.await.expect("relay");
     sink.await.expect("sink");
     drained(&js, registry_bus::EVENTS, "relay-in").await;
