@@ -62,13 +62,20 @@ fn open(data: &Path) -> Store {
     Store::open(&data.join("store")).expect("open store")
 }
 
-/// The first patient (by id) whose entry has a variant with a listed row, and its entry.
-fn listed_entry(store: &Store) -> (String, Value) {
+/// Every snapshot entry as JSON, by patient id.
+fn entries(store: &Store) -> Vec<(String, Value)> {
     store
         .snapshot_records()
         .expect("records")
         .into_iter()
         .map(|(pid, bytes)| (pid, serde_json::from_slice::<Value>(&bytes).expect("entry JSON")))
+        .collect()
+}
+
+/// The first patient (by id) whose entry has a variant with a listed row, and its entry.
+fn listed_entry(store: &Store) -> (String, Value) {
+    entries(store)
+        .into_iter()
         .find(|(_, e)| e["variants"].as_array().is_some_and(|vs| vs.iter().any(|v| v["row"]["labels"]["os"].is_object())))
         .expect("an entry with a listed row")
 }
@@ -134,11 +141,8 @@ fn a_widened_range_fails_naming_the_patient() {
     let (data, _) = imported(tmp.path());
     let pid = {
         let store = open(&data);
-        let (pid, mut entry) = store
-            .snapshot_records()
-            .expect("records")
+        let (pid, mut entry) = entries(&store)
             .into_iter()
-            .map(|(pid, bytes)| (pid, serde_json::from_slice::<Value>(&bytes).expect("entry JSON")))
             .find(|(_, e)| e["variants"].as_array().is_some_and(|vs| vs.iter().any(|v| v["until"].is_string())))
             .expect("a variant with an upper bound");
         let variants = entry["variants"].as_array_mut().expect("variants");
@@ -153,14 +157,7 @@ fn a_widened_range_fails_naming_the_patient() {
     // dropping one would keep a stale entry in use).
     let other = {
         let store = open(&data);
-        let (other, mut entry) = store
-            .snapshot_records()
-            .expect("records")
-            .into_iter()
-            .rev()
-            .map(|(p, bytes)| (p, serde_json::from_slice::<Value>(&bytes).expect("entry JSON")))
-            .next()
-            .expect("an entry");
+        let (other, mut entry) = entries(&store).pop().expect("an entry");
         assert_ne!(other, pid);
         entry["foreign"].as_array_mut().expect("foreign").push(json!(uuid::Uuid::new_v4().to_string()));
         put(&store, &other, &entry);
