@@ -1,4 +1,4 @@
-//! Measurement helper of `scripts/bench` (the whole-pipeline benchmark). Three modes:
+//! Measurement helper of `scripts/bench` (the whole-pipeline benchmark). Its modes:
 //!
 //! - `raw --nats URL --file F`: the baseline. The same NDJSON payloads published to EVENTS
 //!   (`Nats-Msg-Id` = event_id, 256 publishes in flight awaiting their acks, as `registry publish`
@@ -15,6 +15,11 @@
 //! - `wait --nats URL --events N`: polls (every 10 ms) until EVENTS holds N messages and the
 //!   `ingest` (EVENTS) and `projector` (ACCEPTED) consumers have nothing pending or unacked,
 //!   i.e. until every event's labels are durable in the projector's store. Prints the time.
+//!   With `--stage ingest`: only until EVENTS holds N messages and `ingest` is drained (the
+//!   projector not running); with `--stage projector`: only until `projector` exists and is
+//!   drained (ACCEPTED filled beforehand). For the bench's `stages` phase.
+//! - `streams --nats URL`: creates the streams as the services do at start (for a feed published
+//!   before any service runs).
 //! - `latency --nats URL --file F --rate R`: publishes F at a steady R events/s and listens to
 //!   `registry.alerts.>`; for each alert whose completing event (`event_id`) was published in
 //!   this run, latency = alert received − that event's publish sent. Prints p50/p99/max.
@@ -75,13 +80,17 @@ async fn main() {
     match mode.as_str() {
         "raw" => raw(&url, &required("--file")).await,
         "relay" => relay(&url, &required("--file")).await,
-        "wait" => wait(&url, required("--events").parse().expect("--events N")).await,
+        "streams" => {
+            let (_client, js) = registry_bus::connect_jetstream(&bus_config(&url, "bench-streams")).await.expect("connect");
+            registry_bus::ensure_streams(&js, &bus_config(&url, "bench-streams")).await.expect("streams");
+        }
+        "wait" => wait(&url, required("--events").parse().expect("--events N"), arg("--stage")).await,
         "latency" => {
             let rate: f64 = arg("--rate").map(|r| r.parse().expect("--rate")).unwrap_or(1000.0);
             latency(&url, &required("--file"), rate).await
         }
         other => {
-            eprintln!("bench_bus: unknown mode {other:?} (raw | relay | wait | latency)");
+            eprintln!("bench_bus: unknown mode {other:?} (raw | relay | streams | wait | latency)");
             std::process::exit(2)
         }
     }
@@ -223,21 +232,31 @@ async fn relay(url: &str, file: &str) {
     );
 }
 
-async fn wait(url: &str, events: u64) {
+async fn wait(url: &str, events: u64, stage: Option<String>) {
     let cfg = bus_config(url, "bench-wait");
     let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(3600);
     loop {
         let done = async {
-            let mut ev = js.get_stream("EVENTS").await.ok()?;
-            if ev.info().await.ok()?.state.messages < events {
-                return Some(false);
+            let ingest = async {
+                let mut ev = js.get_stream("EVENTS").await.ok()?;
+                if ev.info().await.ok()?.state.messages < events {
+                    return Some(false);
+                }
+                let i = ev.consumer_info("ingest").await.ok()?;
+                Some(i.num_pending == 0 && i.num_ack_pending == 0)
+            };
+            let projector = async {
+                let acc = js.get_stream("ACCEPTED").await.ok()?;
+                let p = acc.consumer_info("projector").await.ok()?;
+                Some(p.num_pending == 0 && p.num_ack_pending == 0)
+            };
+            match stage.as_deref() {
+                Some("ingest") => ingest.await,
+                Some("projector") => projector.await,
+                _ => Some(ingest.await? && projector.await?),
             }
-            let ing = ev.consumer_info("ingest").await.ok()?;
-            let acc = js.get_stream("ACCEPTED").await.ok()?;
-            let proj = acc.consumer_info("projector").await.ok()?;
-            Some(ing.num_pending == 0 && ing.num_ack_pending == 0 && proj.num_pending == 0 && proj.num_ack_pending == 0)
         }
         .await;
         if done == Some(true) {
@@ -246,7 +265,7 @@ async fn wait(url: &str, events: u64) {
         assert!(Instant::now() < deadline, "pipeline did not drain within an hour");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    println!("{}", serde_json::json!({"mode": "wait", "events": events, "waited_s": started.elapsed().as_secs_f64()}));
+    println!("{}", serde_json::json!({"mode": "wait", "events": events, "stage": stage, "waited_s": started.elapsed().as_secs_f64()}));
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
