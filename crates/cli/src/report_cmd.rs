@@ -174,6 +174,9 @@ pub(crate) fn project_all(store: &Store, view: &View, timings: &mut Timings) -> 
     Ok(project_all_with(store, view, false, timings)?.0)
 }
 
+/// A patient's report snapshot entry, by patient id.
+type SnapshotEntry = (String, snapshot::Entry);
+
 /// [`project_all`]; with `entries`, also every patient's snapshot entry for the view's date
 /// (known_at must be none), computed through the log's last seq.
 fn project_all_with(
@@ -181,7 +184,7 @@ fn project_all_with(
     view: &View,
     entries: bool,
     timings: &mut Timings,
-) -> anyhow::Result<(Vec<PatientProjection>, Vec<(String, snapshot::Entry)>)> {
+) -> anyhow::Result<(Vec<PatientProjection>, Vec<SnapshotEntry>)> {
     let through = store.last_seq();
     let mut t = Instant::now();
     let pb = crate::progress::bar(store.last_seq(), "reading the log", false);

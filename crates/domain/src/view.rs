@@ -52,7 +52,8 @@ pub fn events_by_patient(events: Vec<RecordedEvent>) -> Vec<(PatientId, Vec<Reco
         by_id.insert(r.event.event_id, i);
     }
     // patient id -> (own events, other patients' events its links name), as positions.
-    let mut groups: HashMap<&str, (Vec<usize>, Vec<usize>)> = HashMap::new();
+    type Group = (Vec<usize>, Vec<usize>);
+    let mut groups: HashMap<&str, Group> = HashMap::new();
     for (i, r) in events.iter().enumerate() {
         let e = &r.event;
         let g = groups.entry(e.patient_id.as_str()).or_default();
@@ -68,7 +69,7 @@ pub fn events_by_patient(events: Vec<RecordedEvent>) -> Vec<(PatientId, Vec<Reco
         }
     }
     drop(by_id);
-    let mut groups: Vec<(&str, (Vec<usize>, Vec<usize>))> = groups.into_iter().collect();
+    let mut groups: Vec<(&str, Group)> = groups.into_iter().collect();
     groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let layout: Vec<(Vec<usize>, Vec<RecordedEvent>)> = groups
         .into_iter()

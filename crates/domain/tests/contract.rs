@@ -298,7 +298,8 @@ fn table_of_payload_rules() {
     let dir = schemas_dir().join("examples/valid");
     let load = |f: &str| -> Value { serde_json::from_slice(&std::fs::read(dir.join(f)).expect("read")).expect("json") };
     // (example, JSON pointer into the payload, new value or None to remove, expected)
-    let cases: Vec<(&str, &str, Option<Value>, Result<(), RejectReason>)> = vec![
+    type Case = (&'static str, &'static str, Option<Value>, Result<(), RejectReason>);
+    let cases: Vec<Case> = vec![
         ("patient.enrolled.json", "/ecog", Some(json!(4)), Ok(())),
         ("patient.enrolled.json", "/ecog", Some(json!(4.0)), Ok(())),
         ("patient.enrolled.json", "/ecog", Some(json!(1.5)), Err(RejectReason::Schema)),

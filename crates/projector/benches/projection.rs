@@ -7,6 +7,7 @@
 //!   has threads, one thread each — the baseline of a rebuild that refolds on every core;
 //! - full rebuild: `Projector::catch_up` from an empty checkpoint (every patient refolded);
 //! - incremental: one batch touching 1 % of the patients, then `catch_up`.
+//!
 //! It prints the ratios the issue asks for and the second process's peak memory (VmHWM), which
 //! is the memory of opening the store and rebuilding, not of generating the cohort.
 //!

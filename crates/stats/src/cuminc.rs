@@ -289,10 +289,8 @@ fn gray_score(y: &[f64], m: &[u8], ig: &[usize], ng: usize) -> (Vec<f64>, Matrix
         for i in ll..=lu {
             rs[ig[i]] -= 1;
         }
-        for i in 0..ng {
-            f1m[i] = f1[i];
-            skmm[i] = skm[i];
-        }
+        f1m[..ng].copy_from_slice(&f1[..ng]);
+        skmm[..ng].copy_from_slice(&skm[..ng]);
         ll = lu + 1;
     }
     for i in 0..ng1 {

@@ -120,6 +120,8 @@ pub fn fine_gray(
         let mut value = evaluate(&data, &candidate, false).neg_loglik;
         let mut halvings = 0;
         let mut threshold = ev.neg_loglik + 1e-4 * slope;
+        // Written negated on purpose: a NaN objective also halves the step.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         while !(value <= threshold) {
             halvings += 1;
             step.iter_mut().for_each(|s| *s *= 0.5);

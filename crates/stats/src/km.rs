@@ -205,6 +205,8 @@ fn approx_constant_right(points: &[(f64, usize)], v: f64) -> Option<usize> {
 /// starting at the origin) reaches `p`, taking the midpoint of a flat segment at exactly `p`.
 pub(crate) fn find_quantile(x: &[f64], y: &[Option<f64>], p: f64, tol: f64) -> Option<f64> {
     let max_y = y.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Negated on purpose: no value (max_y = -inf) or a NaN p gives no quantile.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     if !(max_y >= p) {
         return None;
     }

@@ -502,7 +502,7 @@ mod tests {
         let store = Store::open(dir.path()).expect("open");
         let a = alert("id-1");
         assert_eq!(store.put_alerts(&[a.clone(), a.clone()], 10).expect("put"), 1);
-        assert_eq!(store.put_alerts(&[a.clone()], 20).expect("put again"), 0);
+        assert_eq!(store.put_alerts(std::slice::from_ref(&a), 20).expect("put again"), 0);
         let pending = store.alert_outbox_pending(10).expect("pending");
         assert_eq!(pending.len(), 1);
         assert_eq!((pending[0].alert_id.clone(), pending[0].kind.clone(), pending[0].body.clone()), a);
@@ -555,9 +555,9 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             // Write the former layout by hand: three alerts, the middle one published.
             let tree = store.db.open_tree("alerts").expect("tree");
-            for (at, id, pending) in [(10, "c", false), (20, "b", false), (30, "a", true)] {
+            for (at, id, pending) in [(10_i64, "c", false), (20, "b", false), (30, "a", true)] {
                 let mut v = Vec::new();
-                v.extend_from_slice(&(at as i64).to_be_bytes());
+                v.extend_from_slice(&at.to_be_bytes());
                 v.extend_from_slice(&5u16.to_be_bytes());
                 v.extend_from_slice(b"death");
                 v.extend_from_slice(b"{}");

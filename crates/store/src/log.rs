@@ -850,7 +850,7 @@ fn unreadable_segment(first: u64, offset: usize) -> StoreError {
 
 /// The seqs listed in an outbox entry.
 pub(crate) fn decode_outbox(key: &[u8], v: &[u8]) -> Result<Vec<u64>, StoreError> {
-    if v.len() % 8 != 0 {
+    if !v.len().is_multiple_of(8) {
         return Err(StoreError::corrupt(
             format!("outbox entry {}", hex::encode(key)),
             format!("{} bytes, not a multiple of 8", v.len()),

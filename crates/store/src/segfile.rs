@@ -11,6 +11,7 @@
 //! 1. the batch's segments are written at the tail of the current file and `fdatasync`ed;
 //! 2. their locators (`S ‖ first seq` → file, offset, length) go into sled with the head and
 //!    the outbox, in one atomic batch, and sled is flushed.
+//!
 //! A locator therefore only ever points at bytes already on disk. Bytes written past the last
 //! locator (a crash between 1 and 2) are uncommitted: at open the tail file is cut back to the
 //! end of its last locator and files numbered after it (a crash right after a roll) are removed.

@@ -566,7 +566,7 @@ impl Bus {
 
     fn ask<T>(&self, make: impl FnOnce(std::sync::mpsc::Sender<T>) -> Query) -> T {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.tx.as_ref().expect("bus open").send(make(tx)).ok().expect("bus thread alive");
+        assert!(self.tx.as_ref().expect("bus open").send(make(tx)).is_ok(), "bus thread alive");
         rx.recv().expect("bus thread answers")
     }
 
