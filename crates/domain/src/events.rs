@@ -180,8 +180,13 @@ impl Event {
             supersedes: self.supersedes.map(|u| u.hyphenated().to_string()),
             payload: &payload,
         };
-        // Serialising plain structs, strings, numbers and enums into a Vec cannot fail.
-        serde_json::to_vec(&wire).unwrap_or_default()
+        // Serialising plain structs, strings, numbers and enums into a Vec cannot fail. A typical
+        // event is about 1 KB: start there rather than at serde_json's 128 bytes and regrow.
+        let mut out = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut out, &wire) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
     }
 }
 

@@ -322,11 +322,16 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
         let mut obj = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if obj.contains_key(&key) {
-                return Err(serde::de::Error::custom(format_args!("duplicate key \"{key}\"")));
+            // One lookup per key (the map hashes with SipHash under `preserve_order`).
+            match obj.entry(key) {
+                serde_json::map::Entry::Occupied(o) => {
+                    return Err(serde::de::Error::custom(format_args!("duplicate key \"{}\"", o.key())));
+                }
+                serde_json::map::Entry::Vacant(v) => {
+                    let StrictValue(value) = map.next_value()?;
+                    v.insert(value);
+                }
             }
-            let StrictValue(value) = map.next_value()?;
-            obj.insert(key, value);
         }
         Ok(StrictValue(Value::Object(obj)))
     }
