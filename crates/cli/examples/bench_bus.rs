@@ -81,8 +81,7 @@ async fn main() {
         "raw" => raw(&url, &required("--file")).await,
         "relay" => relay(&url, &required("--file")).await,
         "streams" => {
-            let (_client, js) = registry_bus::connect_jetstream(&bus_config(&url, "bench-streams")).await.expect("connect");
-            registry_bus::ensure_streams(&js, &bus_config(&url, "bench-streams")).await.expect("streams");
+            connect_with_streams(&url, "bench-streams").await;
         }
         "wait" => wait(&url, required("--events").parse().expect("--events N"), arg("--stage")).await,
         "latency" => {
@@ -94,6 +93,15 @@ async fn main() {
             std::process::exit(2)
         }
     }
+}
+
+/// A JetStream context on its own connection named `name`, with the streams set up as the
+/// services set them up at start (the context keeps the connection open).
+async fn connect_with_streams(url: &str, name: &str) -> registry_bus::JetStreamContext {
+    let cfg = bus_config(url, name);
+    let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
+    registry_bus::ensure_streams(&js, &cfg).await.expect("streams");
+    js
 }
 
 /// Publishes every line to EVENTS as `registry publish` does (`Nats-Msg-Id`, 256 in flight, acks
@@ -122,9 +130,7 @@ async fn read_and_ack(consumer: registry_bus::PullConsumer, n: usize) {
 async fn raw(url: &str, file: &str) {
     let lines = read_lines(file);
     let n = lines.len();
-    let cfg = bus_config(url, "bench-raw");
-    let (_client, js) = registry_bus::connect_jetstream(&cfg).await.expect("connect");
-    registry_bus::ensure_streams(&js, &cfg).await.expect("streams");
+    let js = connect_with_streams(url, "bench-raw").await;
     let consumer = registry_bus::durable_pull_consumer(
         &js,
         registry_bus::EVENTS,
@@ -140,14 +146,7 @@ async fn raw(url: &str, file: &str) {
     let reader = tokio::spawn(async move {
         read_and_ack(consumer, n).await;
         // Consumed = the server has every ack, the condition the pipeline is timed to as well.
-        loop {
-            let stream = js_reader.get_stream(registry_bus::EVENTS).await.expect("stream");
-            let info = stream.consumer_info("raw").await.expect("consumer info");
-            if info.num_pending == 0 && info.num_ack_pending == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        drained(&js_reader, registry_bus::EVENTS, "raw").await;
     });
     publish_all(&js, lines).await;
     let publish_s = started.elapsed().as_secs_f64();
@@ -174,8 +173,7 @@ async fn drained(js: &registry_bus::JetStreamContext, stream: &str, consumer: &s
 async fn relay(url: &str, file: &str) {
     let lines = read_lines(file);
     let n = lines.len();
-    let (_client, js) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-feeder")).await.expect("connect");
-    registry_bus::ensure_streams(&js, &bus_config(url, "bench-relay-feeder")).await.expect("streams");
+    let js = connect_with_streams(url, "bench-relay-feeder").await;
     let (_c1, js_in) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-ingest")).await.expect("connect");
     let (_c2, js_out) = registry_bus::connect_jetstream(&bus_config(url, "bench-relay-projector")).await.expect("connect");
     let consumer = |js: registry_bus::JetStreamContext, stream: &'static str, name: &'static str, filter: &'static str| async move {
@@ -255,7 +253,8 @@ async fn wait(url: &str, events: u64, stage: Option<String>) {
             match stage.as_deref() {
                 Some("ingest") => ingest.await,
                 Some("projector") => projector.await,
-                _ => Some(ingest.await? && projector.await?),
+                None => Some(ingest.await? && projector.await?),
+                Some(other) => panic!("--stage {other:?}: expected ingest or projector"),
             }
         }
         .await;
