@@ -47,7 +47,8 @@ impl Index {
     pub(crate) fn build(files: &SegmentFiles, segments: Vec<SegmentRef>) -> Result<Index, StoreError> {
         let mut index = Index { complete: true, ..Index::default() };
         for &(first, loc) in &segments {
-            let Some(Ok(bytes)) = loc.map(|loc| files.read(first, loc)) else {
+            // A segment its file ends inside of (a cut file) is indexed up to the cut.
+            let Some(bytes) = loc.map(|loc| files.read(first, loc).unwrap_or_else(|_| files.read_available(loc))) else {
                 continue;
             };
             for frame in codec::frames(&bytes).flatten() {
@@ -143,6 +144,11 @@ impl Index {
 
     pub(crate) fn patient_count(&self) -> u64 {
         self.patients.len() as u64
+    }
+
+    /// The last segment, if any.
+    pub(crate) fn last_segment(&self) -> Option<SegmentRef> {
+        self.segments.last().copied()
     }
 
     /// The segment that would hold `seq`, if any segment starts at or before it.

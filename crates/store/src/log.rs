@@ -344,9 +344,16 @@ impl Store {
     }
 
     /// Writes the chained frames, in segments, to the tail segment file and syncs it; builds the
-    /// sled batch: a locator and (with the outbox on) an outbox entry per segment, and the head.
-    /// Returns it with the segments, the new chain tail and the new file tail — to be adopted
-    /// only once sled took the batch.
+    /// sled batch: a locator per segment, (with the outbox on) an outbox entry per segment part
+    /// of this batch, and the head. Returns it with the segments, each frame's offset in its
+    /// segment, the new chain tail and the new file tail — to be adopted only once sled took the
+    /// batch.
+    ///
+    /// The batch's first part extends the last segment when it lies at the tail of the current
+    /// file and stays under [`SEGMENT_TARGET_BYTES`]: its locator key is then overwritten with the
+    /// longer length instead of a new key being added. sled keeps every key it holds resident
+    /// (docs/storage.md, "Memory"), so one key per append grew a service that appends small
+    /// batches by ~100 bytes per event; one key per ~64 KiB does not.
     #[allow(clippy::type_complexity)]
     fn stage(
         &self,
@@ -360,19 +367,18 @@ impl Store {
         let mut bytes = Vec::with_capacity(size);
         // (first seq, offset in `bytes`, length)
         let mut parts = Vec::new();
-        // Each frame's offset inside its segment, in seq order.
-        let mut frame_offsets = Vec::with_capacity(placed.len());
+        // Each frame's (part, offset inside its part), in seq order.
+        let mut frame_at = Vec::with_capacity(placed.len());
         for chunk in segment_chunks(placed) {
             let first = chunk[0].seq;
             let start = bytes.len();
-            let segment = &mut bytes;
             for p in chunk {
                 let e = p.event;
                 let (eid, pid) = (e.event_id.as_bytes(), e.patient_id.as_bytes());
                 let hash = codec::chain_hash(&head, p.seq, e.received_at_micros, eid, pid, e.content);
-                frame_offsets.push(segment.len() - start);
+                frame_at.push((parts.len(), bytes.len() - start));
                 codec::encode_frame(
-                    segment,
+                    &mut bytes,
                     &FrameIn {
                         seq: p.seq,
                         event_id: eid,
@@ -392,19 +398,41 @@ impl Store {
                 batch.insert(&codec::seq_key(OUTBOX, first), seqs);
             }
         }
+        // The segment the first part may extend: the last one, ending exactly at the tail.
+        let open_segment = self
+            .read_index()
+            .last_segment()
+            .and_then(|(first, loc)| Some((first, loc?)))
+            .filter(|(_, loc)| loc.file == w.tail.file && loc.end() == w.tail.end);
         let (file, offset) = self.files.append(w.tail, &bytes)?;
+        let too_long = |first: u64, len: usize| {
+            u32::try_from(len)
+                .map_err(|_| StoreError::InvalidInput(format!("the segment starting at seq {first} is over 4 GiB")))
+        };
         let mut segments = Vec::with_capacity(parts.len());
-        for (first, start, len) in parts {
-            let loc = Locator {
-                file,
-                offset: offset + start as u64,
-                len: u32::try_from(len).map_err(|_| {
-                    StoreError::InvalidInput(format!("the segment starting at seq {first} is over 4 GiB"))
-                })?,
+        // Where each part starts inside its segment.
+        let mut part_base = vec![0usize; parts.len()];
+        for (i, &(first, start, len)) in parts.iter().enumerate() {
+            let extended = match open_segment {
+                Some((seg_first, loc))
+                    if i == 0
+                        && loc.file == file
+                        && loc.end() == offset
+                        && loc.len as usize + len <= SEGMENT_TARGET_BYTES =>
+                {
+                    part_base[0] = loc.len as usize;
+                    Some((seg_first, Locator { len: too_long(seg_first, loc.len as usize + len)?, ..loc }))
+                }
+                _ => None,
+            };
+            let (first, loc) = match extended {
+                Some(found) => found,
+                None => (first, Locator { file, offset: offset + start as u64, len: too_long(first, len)? }),
             };
             batch.insert(&codec::seq_key(SEGMENT, first), &loc.encode()[..]);
             segments.push((first, loc));
         }
+        let frame_offsets = frame_at.into_iter().map(|(part, at)| part_base[part] + at).collect();
         batch.insert(HEAD_KEY, &codec::encode_seq_hash(last, &head)[..]);
         let tail = Tail {
             file,
@@ -609,11 +637,14 @@ impl Store {
     /// duplicates (`Nats-Msg-Id` = event_id) — cheaper than an fsync per publish round.
     pub fn outbox_done(&self, seqs: &[u64]) -> Result<(), StoreError> {
         let _w = self.lock_writer();
+        // Outbox entries are keyed by the first seq of the part of a batch they list: the entry
+        // holding a seq is the last one keyed at or before it.
         let mut by_segment: HashMap<u64, Vec<u64>> = HashMap::new();
-        {
-            let index = self.read_index();
-            for &seq in seqs {
-                if let Some((first, _)) = index.segment_of(seq) {
+        for &seq in seqs {
+            let range = codec::seq_key(OUTBOX, 0)..=codec::seq_key(OUTBOX, seq);
+            if let Some(kv) = self.log.range(range).next_back() {
+                let (k, _) = kv?;
+                if let Some(first) = codec::parse_seq_key(OUTBOX, &k) {
                     by_segment.entry(first).or_default().push(seq);
                 }
             }
@@ -1049,7 +1080,8 @@ mod tests {
             let items: Vec<(String, String, String)> = (0..per_batch)
                 .map(|i| {
                     let n = b * per_batch + i;
-                    (format!("e{n}"), format!("P{}", n % 5), format!("{{\"n\":{n}}}"))
+                    // ~3 KiB each, so that a few batches fill a segment and the log has several.
+                    (format!("e{n}"), format!("P{}", n % 5), format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(3000)))
                 })
                 .collect();
             let events: Vec<NewEvent<'_>> = items
@@ -1112,7 +1144,9 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             fill(&store, 20, 7);
             let before = snapshot(&store);
-            downgrade(&store, 8);
+            let segments = read_segment_refs(&store.log, Layout::Three).expect("refs").0.len();
+            assert!(segments >= 6, "{segments} segments");
+            downgrade(&store, segments / 2);
             before
         };
         let store = Store::open(dir.path()).expect("open finishes the migration");

@@ -184,6 +184,22 @@ impl SegmentFiles {
         }
     }
 
+    /// The bytes of a segment that its file still holds (all of them, or those before the file
+    /// ends); empty when the file is missing or unreadable. For verify, to check the records
+    /// before a cut.
+    pub(crate) fn read_available(&self, loc: Locator) -> Vec<u8> {
+        let Some(file) = self.file(loc.file) else {
+            return Vec::new();
+        };
+        let len = file.metadata().map_or(0, |m| m.len());
+        let end = loc.end().min(len);
+        let mut buf = vec![0u8; end.saturating_sub(loc.offset) as usize];
+        match file.read_exact_at(&mut buf, loc.offset) {
+            Ok(()) => buf,
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// Reads bytes `start..end` of one segment (frames the index located).
     pub(crate) fn read_part(&self, first: u64, loc: Locator, start: usize, end: usize) -> Result<Vec<u8>, StoreError> {
         let len = u32::try_from(end.saturating_sub(start)).unwrap_or(0);

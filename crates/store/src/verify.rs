@@ -77,17 +77,20 @@ impl Store {
                     );
                     return Err(broken(expected, ChainProblem::Segment { detail }));
                 }
-                Some(loc) => self.read_segment((first, Some(loc))).map_err(|e| {
-                    let detail = e.to_string();
-                    broken(expected, ChainProblem::Segment { detail })
-                })?,
+                Some(loc) => match self.read_segment((first, Some(loc))) {
+                    Ok(v) => (v, None),
+                    // The file ends inside the segment: the records before the cut are checked,
+                    // and the first one it lost is named.
+                    Err(e) => (self.files.read_available(loc), Some(e.to_string())),
+                },
             };
+            let (v, cut) = v;
             let mut at_start = true;
             for frame in codec::frames(&v) {
                 let frame = frame.map_err(|offset| {
-                    let detail = format!(
-                        "the record at byte {offset} of the segment starting at seq {first} runs past its end"
-                    );
+                    let detail = cut.clone().unwrap_or_else(|| {
+                        format!("the record at byte {offset} of the segment starting at seq {first} runs past its end")
+                    });
                     broken(expected, ChainProblem::Segment { detail })
                 })?;
                 let seq = frame.seq;
@@ -138,6 +141,9 @@ impl Store {
                 prev = r.hash;
                 expected += 1;
                 progress(seq);
+            }
+            if let Some(detail) = cut {
+                return Err(broken(expected, ChainProblem::Segment { detail }));
             }
         }
         let last = expected - 1;

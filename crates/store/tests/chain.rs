@@ -198,19 +198,19 @@ fn a_byte_flipped_in_the_segment_file_on_disk_names_that_seq() {
 }
 
 #[test]
-fn a_segment_file_cut_short_names_the_first_lost_segment() {
+fn a_segment_file_cut_short_names_the_first_lost_record() {
     let dir = TempDir::new().expect("tempdir");
     let (path, at) = {
         let store = Store::open(dir.path()).expect("open");
         fill(&store, 3, 10);
         store.tamper_locate_content(15).expect("locate")
     };
-    // Cutting the file inside record 15 loses the batch holding it (seqs 11..=20) and the next.
+    // Cutting the file inside record 15 loses it and every later one; 1..=14 still verify.
     let file = std::fs::OpenOptions::new().write(true).open(&path).expect("open file");
     file.set_len(at).expect("truncate");
     drop(file);
     let store = Store::open(dir.path()).expect("a damaged store still opens, for verify");
     let err = store.verify_chain(|_| {}).expect_err("detected");
-    assert_eq!(broken_at(&err), 11);
+    assert_eq!(broken_at(&err), 15, "{err}");
     assert!(err.to_string().contains("past the end of the file"), "{err}");
 }
