@@ -12,7 +12,7 @@ use crate::codec::{
     LAYOUT_VERSION, OUTBOX, RECORD_HEADER_LEN, SEGMENT,
 };
 use crate::error::StoreError;
-use crate::index::{Index, SegmentRef};
+use crate::index::{FramePos, Index, Indexed, SegmentRef};
 use crate::rejections::Rejection;
 use crate::segfile::{Locator, SegmentFiles, Tail};
 
@@ -172,6 +172,7 @@ impl Store {
         let layout = check_layout(&log)?;
         let (mut segments, raw) = read_segment_refs(&log, layout)?;
         let (files, mut tail) = SegmentFiles::open(dir, committed_tail(&segments))?;
+        let files = Arc::new(files);
         if layout == Layout::Two {
             tail = migrate_layout2(&db, &log, &files, tail, &raw)?;
             segments = read_segment_refs(&log, Layout::Three)?.0;
@@ -192,7 +193,7 @@ impl Store {
                 tail,
             })),
             index: Arc::new(RwLock::new(index)),
-            files: Arc::new(files),
+            files,
             alert_ids: Default::default(),
             outbox: config.outbox,
         })
@@ -274,19 +275,26 @@ impl Store {
             let (found, placed) = self.place(&w, events)?;
             outcomes = found;
             if !placed.is_empty() {
-                let (batch, segments, frame_offsets, head, tail) = self.stage(&w, &placed)?;
+                let (batch, segments, positions, head, tail) = self.stage(&w, &placed)?;
                 self.log.apply_batch(batch)?;
                 w.tail = tail;
+                (w.last_seq, w.head_hash) = head;
                 let mut index = self.write_index();
                 for (first, loc) in segments {
                     index.put_segment(first, loc);
                 }
-                for (p, offset) in placed.iter().zip(frame_offsets) {
-                    index.insert(p.event.event_id, p.event.patient_id, p.seq);
-                    index.note_frame(p.seq, offset);
+                let indexed: Vec<Indexed<&str>> = placed
+                    .iter()
+                    .zip(positions)
+                    .map(|(p, pos)| Indexed { event_id: p.event.event_id, patient_id: p.event.patient_id, seq: p.seq, pos })
+                    .collect();
+                // `place` found every id new and distinct.
+                if index.insert_all(&indexed, true).is_err() {
+                    // The batch is committed; an index that missed it (a scratch file that could
+                    // not be written) is rebuilt from the log at its next use.
+                    index.complete = false;
                 }
                 drop(index);
-                (w.last_seq, w.head_hash) = head;
             }
         }
         let mut ids = Vec::new();
@@ -316,7 +324,7 @@ impl Store {
         for e in events {
             let existing = match in_batch.get(e.event_id) {
                 Some(&(s, content)) => Some((s, content == e.content)),
-                None => match index.seq_of(e.event_id) {
+                None => match index.seq_of(e.event_id)? {
                     None => None,
                     Some(s) => {
                         let stored = self.get_with(&index, s)?.ok_or_else(|| {
@@ -345,8 +353,8 @@ impl Store {
 
     /// Writes the chained frames, in segments, to the tail segment file and syncs it; builds the
     /// sled batch: a locator per segment, (with the outbox on) an outbox entry per segment part
-    /// of this batch, and the head. Returns it with the segments, each frame's offset in its
-    /// segment, the new chain tail and the new file tail — to be adopted only once sled took the
+    /// of this batch, and the head. Returns it with the segments, each frame's place in the
+    /// files, the new chain tail and the new file tail — to be adopted only once sled took the
     /// batch.
     ///
     /// The batch's first part extends the last segment when it lies at the tail of the current
@@ -359,7 +367,7 @@ impl Store {
         &self,
         w: &Writer,
         placed: &[Placed<'_>],
-    ) -> Result<(sled::Batch, Vec<(u64, Locator)>, Vec<usize>, (u64, Hash), Tail), StoreError> {
+    ) -> Result<(sled::Batch, Vec<(u64, Locator)>, Vec<FramePos>, (u64, Hash), Tail), StoreError> {
         let mut batch = sled::Batch::default();
         let mut head = w.head_hash;
         let mut last = w.last_seq;
@@ -367,7 +375,7 @@ impl Store {
         let mut bytes = Vec::with_capacity(size);
         // (first seq, offset in `bytes`, length)
         let mut parts = Vec::new();
-        // Each frame's (part, offset inside its part), in seq order.
+        // Each frame's (offset in `bytes`, length), in seq order.
         let mut frame_at = Vec::with_capacity(placed.len());
         for chunk in segment_chunks(placed) {
             let first = chunk[0].seq;
@@ -376,7 +384,7 @@ impl Store {
                 let e = p.event;
                 let (eid, pid) = (e.event_id.as_bytes(), e.patient_id.as_bytes());
                 let hash = codec::chain_hash(&head, p.seq, e.received_at_micros, eid, pid, e.content);
-                frame_at.push((parts.len(), bytes.len() - start));
+                frame_at.push((bytes.len(), frame_len(e)));
                 codec::encode_frame(
                     &mut bytes,
                     &FrameIn {
@@ -410,8 +418,6 @@ impl Store {
                 .map_err(|_| StoreError::InvalidInput(format!("the segment starting at seq {first} is over 4 GiB")))
         };
         let mut segments = Vec::with_capacity(parts.len());
-        // Where each part starts inside its segment.
-        let mut part_base = vec![0usize; parts.len()];
         for (i, &(first, start, len)) in parts.iter().enumerate() {
             let extended = match open_segment {
                 Some((seg_first, loc))
@@ -420,7 +426,6 @@ impl Store {
                         && loc.end() == offset
                         && loc.len as usize + len <= SEGMENT_TARGET_BYTES =>
                 {
-                    part_base[0] = loc.len as usize;
                     Some((seg_first, Locator { len: too_long(seg_first, loc.len as usize + len)?, ..loc }))
                 }
                 _ => None,
@@ -432,13 +437,16 @@ impl Store {
             batch.insert(&codec::seq_key(SEGMENT, first), &loc.encode()[..]);
             segments.push((first, loc));
         }
-        let frame_offsets = frame_at.into_iter().map(|(part, at)| part_base[part] + at).collect();
+        let positions = frame_at
+            .into_iter()
+            .map(|(at, len)| FramePos { file, offset: offset + at as u64, len: len as u32 })
+            .collect();
         batch.insert(HEAD_KEY, &codec::encode_seq_hash(last, &head)[..]);
         let tail = Tail {
             file,
             end: offset + bytes.len() as u64,
         };
-        Ok((batch, segments, frame_offsets, (last, head), tail))
+        Ok((batch, segments, positions, (last, head), tail))
     }
 
     /// The bytes of a segment the index knows.
@@ -448,7 +456,7 @@ impl Store {
 
     /// The seq at which `event_id` is stored, if it is.
     pub fn seq_of_event_id(&self, event_id: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.read_index().seq_of(event_id))
+        self.read_index().seq_of(event_id)
     }
 
     /// The event at `seq`, if any.
@@ -458,9 +466,17 @@ impl Store {
     }
 
     fn get_with(&self, index: &Index, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        if let Some(found) = self.located_frames(index, seq, 1)? {
-            return Ok(found.into_iter().next());
+        // Fast path: the frame the index locates, when its bytes say the same.
+        if let Some(bytes) = index.frame(seq)? {
+            if let Some(Ok(frame)) = codec::frames(&bytes).next() {
+                if frame.seq == seq {
+                    if let Ok(event) = decode_event(&frame) {
+                        return Ok(Some(event));
+                    }
+                }
+            }
         }
+        // Else the whole segment, which reports damage precisely.
         let Some(seg) = index.segment_of(seq) else {
             return Ok(None);
         };
@@ -475,82 +491,17 @@ impl Store {
         Ok(None)
     }
 
-    /// The events at `seqs` (ascending), reading each segment once. A seq that is not in the log
-    /// is an error naming `what` (the index that pointed there).
+    /// The events at `seqs`. A seq that is not in the log is an error naming `what` (the index
+    /// that pointed there).
     fn events_at(&self, seqs: &[u64], what: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut i = 0;
-        while i < seqs.len() {
-            // Fast path: a run of consecutive seqs in one segment, read as one byte range.
-            let index = self.read_index();
-            let first_segment = index.segment_of(seqs[i]).map(|s| s.0);
-            let mut run = 1;
-            while i + run < seqs.len()
-                && seqs[i + run] == seqs[i] + run as u64
-                && index.segment_of(seqs[i + run]).map(|s| s.0) == first_segment
-            {
-                run += 1;
-            }
-            let located = self.located_frames(&index, seqs[i], run)?;
-            drop(index);
-            if let Some(found) = located {
-                out.extend(found);
-                i += run;
-                continue;
-            }
-            let seg = self.read_index().segment_of(seqs[i]);
-            let segment = match seg {
-                Some(seg) => Some((seg.0, self.read_segment(seg)?)),
-                None => None,
-            };
-            let before = i;
-            if let Some((first, segment)) = segment {
-                for frame in codec::frames(&segment) {
-                    let frame = frame.map_err(|offset| unreadable_segment(first, offset))?;
-                    if i < seqs.len() && frame.seq == seqs[i] {
-                        out.push(decode_event(&frame)?);
-                        i += 1;
-                    }
-                }
-            }
-            if i == before {
-                return Err(StoreError::corrupt(
-                    what.to_owned(),
-                    format!("points to seq {}, which is not in the log", seqs[i]),
-                ));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads the `n` consecutive events from `seq` (all in one segment) with one `pread` of their
-    /// frames, when the index knows where they are and the bytes say the same; `None` sends the
-    /// caller to the whole-segment path (which reports damage precisely).
-    fn located_frames(&self, index: &Index, seq: u64, n: usize) -> Result<Option<Vec<StoredEvent>>, StoreError> {
-        let last = seq + n as u64 - 1;
-        let (Some((seg, start, _)), Some((last_seg, _, end))) = (index.frame_range(seq), index.frame_range(last)) else {
-            return Ok(None);
-        };
-        let (first, Some(loc)) = seg else {
-            return Ok(None);
-        };
-        if last_seg.0 != first || end <= start {
-            return Ok(None);
-        }
-        let Ok(bytes) = self.files.read_part(first, loc, start, end) else {
-            return Ok(None);
-        };
-        let mut out = Vec::with_capacity(n);
-        for (k, frame) in codec::frames(&bytes).enumerate() {
-            match frame {
-                Ok(f) if f.seq == seq + k as u64 => match decode_event(&f) {
-                    Ok(e) => out.push(e),
-                    Err(_) => return Ok(None),
-                },
-                _ => return Ok(None),
-            }
-        }
-        Ok((out.len() == n).then_some(out))
+        let index = self.read_index();
+        seqs.iter()
+            .map(|&seq| {
+                self.get_with(&index, seq)?.ok_or_else(|| {
+                    StoreError::corrupt(what.to_owned(), format!("points to seq {seq}, which is not in the log"))
+                })
+            })
+            .collect()
     }
 
     /// Streams every event with seq ≥ `seq` in seq order, one segment in memory at a time.
@@ -575,7 +526,7 @@ impl Store {
 
     /// The events of one patient, in seq order.
     pub fn patient_events(&self, patient_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let seqs = self.read_index().patient_seqs(patient_id).to_vec();
+        let seqs = self.read_index().patient_seqs(patient_id)?;
         self.events_at(&seqs, &format!("patient index entry {patient_id:?}"))
     }
 

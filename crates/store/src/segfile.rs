@@ -200,15 +200,26 @@ impl SegmentFiles {
         }
     }
 
-    /// Reads bytes `start..end` of one segment (frames the index located).
-    pub(crate) fn read_part(&self, first: u64, loc: Locator, start: usize, end: usize) -> Result<Vec<u8>, StoreError> {
-        let len = u32::try_from(end.saturating_sub(start)).unwrap_or(0);
-        let part = Locator {
-            file: loc.file,
-            offset: loc.offset + start as u64,
-            len,
-        };
-        self.read(first, part)
+    /// Reads `len` bytes at `offset` of file `n` (one frame the index located).
+    pub(crate) fn read_at(&self, n: u32, offset: u64, len: u32) -> Result<Vec<u8>, StoreError> {
+        let file = self
+            .file(n)
+            .ok_or_else(|| StoreError::corrupt("segment files", format!("file {n} is not open")))?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| io_err(&file_name(&self.dir, n), "read a frame", e))?;
+        Ok(buf)
+    }
+
+    /// The directory of the segment files.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A new scratch file for the index, in the segment directory (so on the store's disk, not a
+    /// tmpfs that would take memory). See [`scratch_in`].
+    pub(crate) fn scratch_file(&self) -> Result<File, StoreError> {
+        scratch_in(&self.dir)
     }
 
     /// Writes `bytes` (one or more segments back to back) at the tail, rolling to a new file
@@ -248,6 +259,23 @@ impl SegmentFiles {
     pub(crate) fn path(&self, n: u32) -> PathBuf {
         file_name(&self.dir, n)
     }
+}
+
+/// A new read-write file in `dir`, unlinked at once: it lives while it is open and leaves
+/// nothing behind, whatever way the process ends.
+pub(crate) fn scratch_in(dir: &Path) -> Result<File, StoreError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("index-{}-{n}.scratch", std::process::id()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, "create an index scratch file", e))?;
+    fs::remove_file(&path).map_err(|e| io_err(&path, "unlink an index scratch file", e))?;
+    Ok(file)
 }
 
 /// Makes a created or removed file name durable.

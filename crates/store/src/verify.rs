@@ -1,6 +1,8 @@
 //! `verify_chain`: re-reads the whole log, recomputes every hash and checks that the head and the
 //! indexes agree with it. The store's answer to "has anything been altered?".
 
+use std::collections::HashMap;
+
 use crate::codec::{self, Hash, HEAD_KEY, OUTBOX, SEGMENT};
 use crate::error::{ChainError, ChainProblem, StoreError};
 use crate::log::{decode_outbox, Store};
@@ -62,6 +64,7 @@ impl Store {
         let _writer = self.lock_writer();
         let mut prev: Hash = [0; 32];
         let mut expected = 1u64;
+        let mut last_of: HashMap<Vec<u8>, u64> = HashMap::new();
         let range = codec::seq_key(SEGMENT, 0).to_vec()..codec::prefix_end(SEGMENT).to_vec();
         for kv in self.log.range(range) {
             let (k, v) = kv.map_err(StoreError::from)?;
@@ -137,7 +140,7 @@ impl Store {
                         },
                     ));
                 }
-                self.check_indexed(seq, frame.event_id, frame.patient_id)?;
+                self.check_indexed(seq, frame.event_id, frame.patient_id, &mut last_of)?;
                 prev = r.hash;
                 expected += 1;
                 progress(seq);
@@ -147,6 +150,7 @@ impl Store {
             }
         }
         let last = expected - 1;
+        self.check_patient_tails(&last_of)?;
         self.check_head(last, &prev)?;
         let mut first = FirstProblem::default();
         let outbox_pending = self.check_outbox(last, &mut first)?;
@@ -159,12 +163,19 @@ impl Store {
         })
     }
 
-    /// The in-memory indexes (built from the log at open) must point at this record: a second
-    /// record with the same event_id is caught here.
-    fn check_indexed(&self, seq: u64, event_id: &[u8], patient_id: &[u8]) -> Result<(), ChainError> {
+    /// The indexes (built from the log at open) must point at this record: a second record with
+    /// the same event_id is caught here, and the patient's chain must link this record to the
+    /// patient's previous one (`last_of`: each patient's latest record seen so far).
+    fn check_indexed(
+        &self,
+        seq: u64,
+        event_id: &[u8],
+        patient_id: &[u8],
+        last_of: &mut HashMap<Vec<u8>, u64>,
+    ) -> Result<(), ChainError> {
         let index = self.read_index();
         let eid = String::from_utf8_lossy(event_id);
-        match index.seq_of(&eid) {
+        match index.seq_of(&eid)? {
             Some(s) if s == seq => {}
             Some(s) => {
                 let detail = format!("event_id {eid:?} is stored twice, at seq {s} and at seq {seq}");
@@ -175,10 +186,32 @@ impl Store {
                 return Err(broken(seq, ChainProblem::EventIdIndex { detail }));
             }
         }
-        let pid = String::from_utf8_lossy(patient_id);
-        if index.patient_seqs(&pid).binary_search(&seq).is_err() {
+        let previous = last_of.insert(patient_id.to_vec(), seq).unwrap_or(0);
+        if index.prev_of(seq)? != Some(previous) {
+            let pid = String::from_utf8_lossy(patient_id);
             let detail = format!("this record of patient {pid:?} is not in that patient's index");
             return Err(broken(seq, ChainProblem::PatientIndex { detail }));
+        }
+        Ok(())
+    }
+
+    /// Every patient's chain in the index must end at its latest record.
+    fn check_patient_tails(&self, last_of: &HashMap<Vec<u8>, u64>) -> Result<(), ChainError> {
+        let index = self.read_index();
+        if index.patient_count() != last_of.len() as u64 {
+            let detail = format!(
+                "the index knows {} patients, the log {}",
+                index.patient_count(),
+                last_of.len()
+            );
+            return Err(ChainError::BadIndexEntry { problem: ChainProblem::PatientIndex { detail } });
+        }
+        for (pid, &seq) in last_of {
+            let pid = String::from_utf8_lossy(pid);
+            if index.patient_last(&pid) != Some(seq) {
+                let detail = format!("the index of patient {pid:?} does not end at its latest record");
+                return Err(broken(seq, ChainProblem::PatientIndex { detail }));
+            }
         }
         Ok(())
     }
