@@ -67,12 +67,26 @@ pub async fn durable_pull_consumer_with(
 /// Why not `StreamExt::ready_chunks`: tokio's cooperative budget makes a channel report
 /// "pending" after 128 items in one poll, so `ready_chunks` never returns more than 128
 /// messages however many are waiting; here the draining runs outside the budget.
-pub async fn next_batch<S, E>(messages: &mut S, max: usize) -> Option<Vec<jetstream::Message>>
+pub async fn next_batch<S, T, E>(messages: &mut S, max: usize) -> Option<Vec<T>>
 where
-    S: futures::Stream<Item = Result<jetstream::Message, E>> + Unpin,
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    next_batch_lingering(messages, max, std::time::Duration::ZERO).await
+}
+
+/// [`next_batch`], and when more than one message was already waiting (a backlog: the service
+/// is behind) but fewer than `max`, waits up to `linger` for more before returning. One message
+/// alone (a quiet stream) is returned at once, so latency at low rates is untouched; under load
+/// the batches grow, and each batch's fixed costs (a sync, a refold of each touched patient)
+/// are paid fewer times.
+pub async fn next_batch_lingering<S, T, E>(messages: &mut S, max: usize, linger: std::time::Duration) -> Option<Vec<T>>
+where
+    S: futures::Stream<Item = Result<T, E>> + Unpin,
     E: std::fmt::Display,
 {
     use futures::{FutureExt, StreamExt};
+    let max = max.max(1);
     let mut batch = Vec::new();
     while batch.is_empty() {
         match messages.next().await? {
@@ -81,7 +95,7 @@ where
         }
     }
     tokio::task::unconstrained(async {
-        while batch.len() < max.max(1) {
+        while batch.len() < max {
             match messages.next().now_or_never() {
                 Some(Some(Ok(m))) => batch.push(m),
                 Some(Some(Err(e))) => tracing::warn!(error = %e, "consumer stream error; continuing"),
@@ -90,5 +104,67 @@ where
         }
     })
     .await;
+    if batch.len() > 1 && !linger.is_zero() {
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, messages.next()).await {
+                Ok(Some(Ok(m))) => batch.push(m),
+                Ok(Some(Err(e))) => tracing::warn!(error = %e, "consumer stream error; continuing"),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
     Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use futures::channel::mpsc;
+
+    use super::next_batch_lingering;
+
+    type Item = Result<u32, String>;
+
+    #[tokio::test]
+    async fn a_lone_message_is_returned_at_once_whatever_the_linger() {
+        let (tx, mut rx) = mpsc::unbounded::<Item>();
+        tx.unbounded_send(Ok(1)).expect("send");
+        let started = Instant::now();
+        let batch = next_batch_lingering(&mut rx, 10, Duration::from_secs(10)).await;
+        assert_eq!(batch, Some(vec![1]));
+        assert!(started.elapsed() < Duration::from_secs(5), "did not linger");
+    }
+
+    #[tokio::test]
+    async fn a_backlog_lingers_for_more_until_max_or_the_deadline() {
+        let (tx, mut rx) = mpsc::unbounded::<Item>();
+        tx.unbounded_send(Ok(1)).expect("send");
+        tx.unbounded_send(Ok(2)).expect("send");
+        let late = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for n in 3..=6 {
+                late.unbounded_send(Ok(n)).expect("send");
+            }
+        });
+        // Max reached before the deadline: returns then, with 5; the 6th stays for the next.
+        let started = Instant::now();
+        let batch = next_batch_lingering(&mut rx, 5, Duration::from_secs(10)).await;
+        assert_eq!(batch, Some(vec![1, 2, 3, 4, 5]));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A stream error is skipped; the deadline ends a batch that stays short of max.
+        tx.unbounded_send(Err("heartbeat".to_owned())).expect("send");
+        tx.unbounded_send(Ok(7)).expect("send");
+        let started = Instant::now();
+        let batch = next_batch_lingering(&mut rx, 100, Duration::from_millis(50)).await;
+        assert_eq!(batch, Some(vec![6, 7]));
+        assert!(started.elapsed() >= Duration::from_millis(50));
+        // The end of the stream ends the batch, then `None`.
+        tx.unbounded_send(Ok(8)).expect("send");
+        drop(tx);
+        assert_eq!(next_batch_lingering(&mut rx, 100, Duration::from_secs(10)).await, Some(vec![8]));
+        assert_eq!(next_batch_lingering(&mut rx, 100, Duration::from_secs(10)).await, None);
+    }
 }

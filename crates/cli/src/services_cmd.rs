@@ -179,6 +179,15 @@ fn shutdown_on_signals(token: CancellationToken) {
     });
 }
 
+/// `REGISTRY_LINGER_MS`: how long a service's batch may wait for more messages once a backlog
+/// is seen (default 0).
+fn linger() -> anyhow::Result<Duration> {
+    match std::env::var("REGISTRY_LINGER_MS") {
+        Ok(v) => Ok(Duration::from_millis(v.trim().parse::<u64>().map_err(|e| anyhow::anyhow!("REGISTRY_LINGER_MS={v:?}: {e}"))?)),
+        Err(_) => Ok(Duration::ZERO),
+    }
+}
+
 /// Opens a service's store. `REGISTRY_CACHE_MIB` sets sled's page-cache budget (default
 /// [`registry_store::DEFAULT_CACHE_BYTES`]).
 fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
@@ -290,7 +299,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let ingest_store = open(&args.data.join("ingest").join("store"), true)?;
         let projector = Projector::new(open(&args.data.join("projector").join("store"), false)?, Config::default());
         let metrics = Arc::new(IngestMetrics::default());
-        let ingest_cfg = IngestConfig { partitions: bus.partitions, ..IngestConfig::default() };
+        let ingest_cfg = IngestConfig { partitions: bus.partitions, linger: linger()?, ..IngestConfig::default() };
+        let projector_cfg = ProjectorConfig { linger: linger()?, ..ProjectorConfig::default() };
         let alerts_cfg = AlertsConfig { webhooks: args.webhooks.iter().map(|u| Webhook { url: u.clone() }).collect(), ..AlertsConfig::default() };
         let sink: Option<registry_alerts::LineSink> =
             if args.alerts_stdout { Some(Arc::new(Mutex::new(std::io::stdout()))) } else { None };
@@ -305,7 +315,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         {
             let (t, js, p) = (token.clone(), js.clone(), projector.clone());
             tasks.spawn(async move {
-                registry_projector::service::run(p, js, ProjectorConfig::default(), t.cancelled_owned()).await.context("projector")
+                registry_projector::service::run(p, js, projector_cfg, t.cancelled_owned()).await.context("projector")
             });
         }
         {
@@ -354,6 +364,7 @@ pub(crate) fn ingest(args: IngestArgs) -> anyhow::Result<ExitCode> {
         let cfg = IngestConfig {
             partitions: bus.partitions,
             ack_wait: Duration::from_secs(args.ack_wait.max(1)),
+            linger: linger()?,
             ..IngestConfig::default()
         };
         let res = registry_ingest::service::run(store, js, cfg, metrics, token.clone().cancelled_owned()).await;
@@ -376,7 +387,11 @@ pub(crate) fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
         let projector = Projector::new(open(&args.data.join("store"), false)?, Config::default());
         let ops = crate::ops_http::OpsState::new(Arc::new(IngestMetrics::default()), Some(projector.clone()));
         let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
-        let base = ProjectorConfig { ack_wait: Duration::from_secs(args.ack_wait.max(1)), ..ProjectorConfig::default() };
+        let base = ProjectorConfig {
+            ack_wait: Duration::from_secs(args.ack_wait.max(1)),
+            linger: linger()?,
+            ..ProjectorConfig::default()
+        };
         let cfg = match args.partition {
             Some(p) => ProjectorConfig {
                 consumer: format!("projector-{p}"),

@@ -43,6 +43,9 @@ pub struct IngestConfig {
     pub publish_concurrency: usize,
     /// Stored batches that may wait for the publish stage while the next one is stored.
     pub pipeline_depth: usize,
+    /// How long a batch may wait for more messages when a backlog is seen
+    /// ([`registry_bus::next_batch_lingering`]).
+    pub linger: Duration,
 }
 
 impl Default for IngestConfig {
@@ -54,6 +57,7 @@ impl Default for IngestConfig {
             partitions: NonZeroU32::MIN,
             publish_concurrency: 256,
             pipeline_depth: 2,
+            linger: Duration::ZERO,
         }
     }
 }
@@ -260,7 +264,7 @@ pub async fn run(
     loop {
         let msgs = tokio::select! {
             _ = &mut shutdown => break,
-            b = registry_bus::next_batch(&mut messages, cfg.batch_max) => match b { Some(b) => b, None => break },
+            b = registry_bus::next_batch_lingering(&mut messages, cfg.batch_max, cfg.linger) => match b { Some(b) => b, None => break },
         };
         let started = Instant::now();
         let subjects: Vec<String> = msgs.iter().map(|m| m.subject.to_string()).collect();

@@ -37,6 +37,9 @@ pub struct ProjectorConfig {
     pub clock_interval: Duration,
     /// Stored batches that may wait for the publish stage while the next one is stored.
     pub pipeline_depth: usize,
+    /// How long a batch may wait for more messages when a backlog is seen
+    /// ([`registry_bus::next_batch_lingering`]).
+    pub linger: Duration,
     /// Where to answer label queries (`registry.query.labels`, or `registry.query.labels.<p>`
     /// for one partition); `None`: no queries.
     pub query_subject: Option<String>,
@@ -51,6 +54,7 @@ impl Default for ProjectorConfig {
             ack_wait: Duration::from_secs(30),
             clock_interval: Duration::from_secs(3600),
             pipeline_depth: 2,
+            linger: Duration::ZERO,
             query_subject: Some(subjects::LABELS_QUERY.to_owned()),
         }
     }
@@ -260,7 +264,7 @@ pub async fn run(
                     Err(e) => { store_err = Some(e.into()); break; }
                 }
             }
-            b = registry_bus::next_batch(&mut messages, cfg.batch_max) => {
+            b = registry_bus::next_batch_lingering(&mut messages, cfg.batch_max, cfg.linger) => {
                 let Some(msgs) = b else { break };
                 match store_batch(&projector, msgs).await {
                     Ok(projected) => {
