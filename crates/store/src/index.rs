@@ -497,10 +497,10 @@ fn read_up_to(file: &File, buf: &mut [u8], at: u64) -> Result<usize, StoreError>
 mod tests {
     use super::*;
 
-    fn frame_for(files: &SegmentFiles, tail: &mut crate::segfile::Tail, seq: u64, event_id: &str, patient_id: &str) -> FramePos {
-        let mut bytes = Vec::new();
+    /// One frame of `seq` (zero hashes: the index never checks them).
+    fn encode(out: &mut Vec<u8>, seq: u64, event_id: &str, patient_id: &str) {
         codec::encode_frame(
-            &mut bytes,
+            out,
             &codec::FrameIn {
                 seq,
                 event_id: event_id.as_bytes(),
@@ -511,6 +511,11 @@ mod tests {
                 content: b"{}",
             },
         );
+    }
+
+    fn frame_for(files: &SegmentFiles, tail: &mut crate::segfile::Tail, seq: u64, event_id: &str, patient_id: &str) -> FramePos {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, seq, event_id, patient_id);
         let (file, offset) = files.append(*tail, &bytes).expect("append");
         *tail = crate::segfile::Tail { file, end: offset + bytes.len() as u64 };
         FramePos { file, offset, len: bytes.len() as u32 }
@@ -534,18 +539,7 @@ mod tests {
         for seq in 1..=n {
             let (id, pid) = (id_of(seq), format!("P{}", seq % 7));
             let start = bytes.len();
-            codec::encode_frame(
-                &mut bytes,
-                &codec::FrameIn {
-                    seq,
-                    event_id: id.as_bytes(),
-                    patient_id: pid.as_bytes(),
-                    received_at_micros: 0,
-                    prev: [0; 32],
-                    hash: [0; 32],
-                    content: b"{}",
-                },
-            );
+            encode(&mut bytes, seq, &id, &pid);
             let pos = FramePos { file: 0, offset: start as u64, len: (bytes.len() - start) as u32 };
             events.push(Indexed { event_id: id, patient_id: pid, seq, pos });
         }

@@ -230,13 +230,7 @@ impl SegmentFiles {
         let (n, offset) = if tail.end > 0 && tail.end + bytes.len() as u64 > FILE_TARGET_BYTES {
             let n = tail.file + 1;
             let path = file_name(&self.dir, n);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)
-                .map_err(|e| io_err(&path, "create a segment file", e))?;
+            let file = create_new(&path, "create a segment file")?;
             sync_dir(&self.dir)?;
             let mut files = self.files.write().unwrap_or_else(PoisonError::into_inner);
             files.truncate(n as usize);
@@ -267,15 +261,20 @@ pub(crate) fn scratch_in(dir: &Path) -> Result<File, StoreError> {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = dir.join(format!("index-{}-{n}.scratch", std::process::id()));
-    let file = OpenOptions::new()
+    let file = create_new(&path, "create an index scratch file")?;
+    fs::remove_file(&path).map_err(|e| io_err(&path, "unlink an index scratch file", e))?;
+    Ok(file)
+}
+
+/// Creates (or empties) `path` for reading and writing.
+fn create_new(path: &Path, what: &str) -> Result<File, StoreError> {
+    OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, "create an index scratch file", e))?;
-    fs::remove_file(&path).map_err(|e| io_err(&path, "unlink an index scratch file", e))?;
-    Ok(file)
+        .open(path)
+        .map_err(|e| io_err(path, what, e))
 }
 
 /// Makes a created or removed file name durable.
