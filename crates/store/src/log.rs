@@ -131,8 +131,8 @@ impl Store {
         Store::open_with(dir, &StoreConfig::default())
     }
 
-    /// Opens (creating if needed) the store in `dir` and rebuilds the in-memory indexes with one
-    /// sequential read of the log. Fails with [`StoreError::Open`] if sled cannot open it —
+    /// Opens (creating if needed) the store in `dir` and rebuilds the indexes (scratch files,
+    /// crate::index) with one sequential read of the log. Fails with [`StoreError::Open`] if sled cannot open it —
     /// notably when another process holds it (sled takes an exclusive lock) — and with
     /// [`StoreError::Corrupt`] for a store written in the older one-key-per-event layout.
     /// A layout-2 store (segments as sled values) is migrated in place to layout 3 (segment
@@ -142,7 +142,8 @@ impl Store {
     }
 
     /// [`Store::open`] without rebuilding the event-id and patient indexes at open: the one
-    /// sequential read of the whole log they need (~1 s per million events) happens on the first
+    /// sequential read of the whole log they need (plus writing the scratch index files; the
+    /// cost at a million events is not measured since they moved to disk) happens on the first
     /// call that needs them (a lookup by id or patient, an append, verify). Streaming the log
     /// ([`Store::iter_from`]), `last_seq` and the derived trees do not need them. For a
     /// short-lived reader that may not need them at all (`registry report` over a current
