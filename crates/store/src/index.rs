@@ -87,10 +87,10 @@ impl Index {
             ..Index::default()
         };
         for &(first, loc) in &segments {
-            // A segment its file ends inside of (a cut file) is indexed up to the cut.
             let Some(loc) = loc else {
                 continue;
             };
+            // A segment its file ends inside of (a cut file) is indexed up to the cut.
             let bytes = files.read(first, loc).unwrap_or_else(|_| files.read_available(loc));
             let mut batch = Vec::new();
             for frame in codec::frames(&bytes).flatten() {
@@ -100,8 +100,8 @@ impl Index {
                     len: (frame.record_offset + frame.record.len() - frame.offset) as u32,
                 };
                 batch.push(Indexed {
-                    event_id: String::from_utf8_lossy(frame.event_id).into_owned(),
-                    patient_id: String::from_utf8_lossy(frame.patient_id).into_owned(),
+                    event_id: String::from_utf8_lossy(frame.event_id),
+                    patient_id: String::from_utf8_lossy(frame.patient_id),
                     seq: frame.seq,
                     pos,
                 });
