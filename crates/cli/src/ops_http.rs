@@ -51,6 +51,13 @@ async fn metrics(State(s): State<OpsState>) -> String {
         out.push_str("# HELP registry_projected_events Events of the projector's log included in the stored labels.\n");
         out.push_str("# TYPE registry_projected_events gauge\n");
         out.push_str(&format!("registry_projected_events {}\n", store.labels_through_seq().unwrap_or(0)));
+        let (cached_events, cached_patients) = p.cache_size();
+        out.push_str("# HELP registry_projector_cache_events Decoded events held by the projector's refold cache.\n");
+        out.push_str("# TYPE registry_projector_cache_events gauge\n");
+        out.push_str(&format!("registry_projector_cache_events {cached_events}\n"));
+        out.push_str("# HELP registry_projector_cache_patients Patients held by the projector's refold cache.\n");
+        out.push_str("# TYPE registry_projector_cache_patients gauge\n");
+        out.push_str(&format!("registry_projector_cache_patients {cached_patients}\n"));
         let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
         if let Ok(alerts) = store.alerts_since(i64::MIN, usize::MAX) {
             for a in alerts {

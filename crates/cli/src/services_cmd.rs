@@ -188,6 +188,15 @@ fn linger() -> anyhow::Result<Duration> {
     }
 }
 
+/// `REGISTRY_PROJECTOR_CACHE_EVENTS`: how many decoded events of recently refolded patients
+/// the live projector keeps (default [`registry_projector::DEFAULT_CACHE_EVENTS`]; 0: none).
+fn projector_cache_events() -> anyhow::Result<usize> {
+    match std::env::var("REGISTRY_PROJECTOR_CACHE_EVENTS") {
+        Ok(v) => v.trim().parse::<usize>().map_err(|e| anyhow::anyhow!("REGISTRY_PROJECTOR_CACHE_EVENTS={v:?}: {e}")),
+        Err(_) => Ok(registry_projector::DEFAULT_CACHE_EVENTS),
+    }
+}
+
 /// Opens a service's store. `REGISTRY_CACHE_MIB` sets sled's page-cache budget (default
 /// [`registry_store::DEFAULT_CACHE_BYTES`]).
 fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
@@ -297,7 +306,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // DATA/ingest and DATA/projector are each laid out like an import's data directory
         // (DIR/store), so `registry labels --data DATA/projector` reads the live projection.
         let ingest_store = open(&args.data.join("ingest").join("store"), true)?;
-        let projector = Projector::new(open(&args.data.join("projector").join("store"), false)?, Config::default());
+        let projector = Projector::new(open(&args.data.join("projector").join("store"), false)?, Config::default())
+            .with_cache_events(projector_cache_events()?);
         let metrics = Arc::new(IngestMetrics::default());
         let ingest_cfg = IngestConfig { partitions: bus.partitions, linger: linger()?, ..IngestConfig::default() };
         let projector_cfg = ProjectorConfig { linger: linger()?, ..ProjectorConfig::default() };
@@ -384,7 +394,8 @@ pub(crate) fn project(args: ProjectArgs) -> anyhow::Result<ExitCode> {
         let bus = args.nats.bus_config(&url, "registry-projector");
         let (_client, js) = registry_bus::connect_jetstream(&bus).await?;
         registry_bus::ensure_streams(&js, &bus).await?;
-        let projector = Projector::new(open(&args.data.join("store"), false)?, Config::default());
+        let projector =
+            Projector::new(open(&args.data.join("store"), false)?, Config::default()).with_cache_events(projector_cache_events()?);
         let ops = crate::ops_http::OpsState::new(Arc::new(IngestMetrics::default()), Some(projector.clone()));
         let http = tokio::spawn(crate::ops_http::serve(args.http, ops, token.clone().cancelled_owned()));
         let base = ProjectorConfig {

@@ -1,6 +1,8 @@
 //! Per-patient refold of the log: catch-up after appends, views for queries, verification.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use registry_domain::alerts::{alerts_between, Alert};
@@ -11,6 +13,8 @@ use registry_domain::view::{RecordedEvent, View};
 use registry_domain::stored;
 use registry_store::{Store, StoreError, StoredEvent};
 use serde::{Deserialize, Serialize};
+
+use crate::cache::{self, PatientCache};
 
 /// Why a projection step failed. Store errors are retried by the caller's loop (the checkpoint
 /// was not advanced); a decode error means a damaged log and stops with the seq named.
@@ -98,6 +102,8 @@ pub struct Projector {
     cfg: Config,
     chunk: usize,
     threads: usize,
+    /// Shared by the clones of this projector (they refold the same store).
+    cache: Arc<PatientCache>,
 }
 
 /// One patient refolded by a catch-up: its label record to write (`None`: not listed in the
@@ -141,7 +147,21 @@ fn serves_for(patient_id: &str, events: &[RecordedEvent], as_of: NaiveDate, p: &
 impl Projector {
     pub fn new(store: Store, cfg: Config) -> Projector {
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        Projector { store, cfg, chunk: CATCH_UP_CHUNK, threads }
+        Projector { store, cfg, chunk: CATCH_UP_CHUNK, threads, cache: Arc::new(PatientCache::new(0)) }
+    }
+
+    /// The same projector keeping the decoded events and last projection of recently refolded
+    /// patients, up to `events` events in all (crate::cache; default 0: none kept, every refold
+    /// reads the log). For a long-running service, whose catch-ups refold the same patients
+    /// again and again; the labels and alerts are the same either way.
+    pub fn with_cache_events(mut self, events: usize) -> Projector {
+        self.cache = Arc::new(PatientCache::new(events));
+        self
+    }
+
+    /// Events and patients held by the refold cache.
+    pub fn cache_size(&self) -> (usize, usize) {
+        self.cache.size()
     }
 
     /// The same projector refolding `patients` patients per written chunk in [`Projector::catch_up`]
@@ -180,9 +200,21 @@ impl Projector {
         patient_id: &str,
         fresh: &mut HashMap<u64, Event>,
     ) -> Result<Vec<RecordedEvent>, ProjectorError> {
-        let mut events: Vec<RecordedEvent> = self
-            .store
-            .patient_events(patient_id)?
+        let mut events = self.decode_own(patient_id, self.store.patient_events(patient_id)?, fresh)?;
+        let linked = self.linked_events(&events)?;
+        events.extend(linked);
+        Ok(events)
+    }
+
+    /// Decodes stored events of `patient_id` (taking a seq's event from `fresh` when it is
+    /// there) and checks that each is the patient's.
+    fn decode_own(
+        &self,
+        patient_id: &str,
+        stored: Vec<StoredEvent>,
+        fresh: &mut HashMap<u64, Event>,
+    ) -> Result<Vec<RecordedEvent>, ProjectorError> {
+        let events: Vec<RecordedEvent> = stored
             .iter()
             .map(|e| match (!fresh.is_empty()).then(|| fresh.remove(&e.seq)).flatten() {
                 Some(event) => Ok(RecordedEvent { event, seq: e.seq, received_at: micros_to_utc(e.received_at_micros) }),
@@ -197,20 +229,27 @@ impl Projector {
                 });
             }
         }
+        Ok(events)
+    }
+
+    /// The other patients' events that one of `own`'s retractions or corrections names (see
+    /// [`Projector::patient_events`]), in the order of their ids.
+    fn linked_events(&self, own: &[RecordedEvent]) -> Result<Vec<RecordedEvent>, ProjectorError> {
         let target = |e: &RecordedEvent| match &e.event.payload {
             registry_domain::events::Payload::EventRetracted(r) => Some(r.target_event_id),
             _ => e.event.supersedes,
         };
         let mut linked = BTreeSet::new();
         // Most patients have no retraction or correction: no set of their own ids to build.
-        if events.iter().any(|e| target(e).is_some()) {
-            let own: BTreeSet<uuid::Uuid> = events.iter().map(|e| e.event.event_id).collect();
-            for e in &events {
-                if let Some(t) = target(e).filter(|t| !own.contains(t)) {
+        if own.iter().any(|e| target(e).is_some()) {
+            let ids: BTreeSet<uuid::Uuid> = own.iter().map(|e| e.event.event_id).collect();
+            for e in own {
+                if let Some(t) = target(e).filter(|t| !ids.contains(t)) {
                     linked.insert(t);
                 }
             }
         }
+        let mut events = Vec::new();
         for target in linked {
             if let Some(seq) = self.store.seq_of_event_id(&target.hyphenated().to_string())? {
                 if let Some(stored) = self.store.get(seq)? {
@@ -379,7 +418,9 @@ impl Projector {
     }
 
     /// One patient of a catch-up: the labels through `through_seq` and the alerts raised by the
-    /// change from the labels through `before_seq`.
+    /// change from the labels through `before_seq`. The patient's cached events (crate::cache)
+    /// are extended with what the log holds after them; the entry goes back to the cache only
+    /// when the refold succeeded.
     fn refold(
         &self,
         patient_id: &str,
@@ -388,13 +429,53 @@ impl Projector {
         through_seq: u64,
         view: &View,
     ) -> Result<Refolded, ProjectorError> {
-        let events = self.patient_events_with(patient_id, fresh)?;
-        let events: Vec<RecordedEvent> = events.into_iter().filter(|e| e.seq <= through_seq).collect();
-        let old: Vec<RecordedEvent> = events.iter().filter(|e| e.seq <= before_seq).cloned().collect();
-        let before = if old.is_empty() { None } else { self.project(patient_id, &old, view) };
+        let mut entry = self.cache.take(patient_id);
+        let new = self.store.patient_events_after(patient_id, entry.upto)?;
+        if let Some(last) = new.last() {
+            entry.upto = last.seq;
+        }
+        let new = self.decode_own(patient_id, new, fresh)?;
+        entry.events.extend(new);
+        let refolded = self.refold_entry(patient_id, &mut entry, before_seq, through_seq, view)?;
+        self.cache.put(patient_id, entry);
+        Ok(refolded)
+    }
+
+    /// [`Projector::refold`] over the patient's own events in `entry` (every one through
+    /// `entry.upto`, ascending) plus the events its links name. Projects exactly what a refold
+    /// from the log would: events with seq ≤ `through_seq` (and ≤ `before_seq` for "before").
+    /// "Before" is taken from the entry when its last projection was over the same events in
+    /// the same view with no link in play; "after" is left in the entry for the next refold.
+    fn refold_entry(
+        &self,
+        patient_id: &str,
+        entry: &mut cache::Entry,
+        before_seq: u64,
+        through_seq: u64,
+        view: &View,
+    ) -> Result<Refolded, ProjectorError> {
+        let own: &[RecordedEvent] = &entry.events;
+        let linked = self.linked_events(own)?;
+        let n_after = own.partition_point(|e| e.seq <= through_seq);
+        let n_before = own.partition_point(|e| e.seq <= before_seq);
+        // Own events first, then the linked ones (as `patient_events` lists them).
+        let upto = |n: usize, limit: u64| -> Cow<'_, [RecordedEvent]> {
+            if linked.is_empty() {
+                Cow::Borrowed(&own[..n])
+            } else {
+                Cow::Owned(own[..n].iter().chain(linked.iter().filter(|e| e.seq <= limit)).cloned().collect())
+            }
+        };
+        let events = upto(n_after, through_seq);
+        let old_len = n_before + linked.iter().filter(|e| e.seq <= before_seq).count();
+        let before = match entry.projection.take() {
+            _ if old_len == 0 => None,
+            Some(cached) if linked.is_empty() && cached.answers(view, n_before) => cached.result,
+            _ => self.project(patient_id, &upto(n_before, before_seq), view),
+        };
         let after = self.project(patient_id, &events, view);
         let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).next_back();
-        Ok(match &after {
+        let refolded = match &after {
             Some(p) => {
                 let alerts = alerts_between(before.as_ref(), p, completing);
                 let serves = serves_for(patient_id, &events, view.as_of, p, &self.cfg);
@@ -402,7 +483,12 @@ impl Projector {
                 Refolded { value: Some(serde_json::to_vec(&record).unwrap_or_default()), alerts }
             }
             None => Refolded { value: None, alerts: Vec::new() },
-        })
+        };
+        drop(events);
+        if linked.is_empty() {
+            entry.projection = Some(cache::CachedProjection { view: *view, events: n_after, result: after });
+        }
+        Ok(refolded)
     }
 
     /// Stores alerts in the history and the outbox (each alert_id once).

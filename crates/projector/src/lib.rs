@@ -8,9 +8,13 @@
 //!   as the labels: after a crash the next run recomputes exactly the patients it had not finished.
 //! - Alerts are stored (history + outbox) before the labels that raised them; an alert_id is a
 //!   hash of its facts, so recomputation never raises the same alert twice.
+//! - The refold cache (`cache`) only saves work: a catch-up with it gives the same labels and
+//!   alerts as one without (tests/cached_refold.rs).
 
+mod cache;
 mod fold;
 pub mod query;
 pub mod service;
 
+pub use cache::DEFAULT_CACHE_EVENTS;
 pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError, Serves};

@@ -191,25 +191,40 @@ impl Index {
     }
 
     /// The patient's seqs in append order (= ascending), following its chain from the newest.
+    #[cfg(test)]
     pub(crate) fn patient_seqs(&self, patient_id: &str) -> Result<Vec<u64>, StoreError> {
+        Ok(self.patient_frames_after(patient_id, 0)?.into_iter().map(|(seq, _)| seq).collect())
+    }
+
+    /// The patient's seqs after `after` (ascending) with the place of each one's frame, read
+    /// from its chain from the newest back to `after` only. A seq whose record is missing ends
+    /// the walk with no place (the caller's read of it reports the damage).
+    pub(crate) fn patient_frames_after(&self, patient_id: &str, after: u64) -> Result<Vec<(u64, Option<FramePos>)>, StoreError> {
         let Some(tail) = self.patients.get(patient_id) else {
             return Ok(Vec::new());
         };
         let disk = self.disk()?;
-        let mut seqs = Vec::with_capacity(tail.count as usize);
+        let mut out = Vec::new();
         let mut seq = tail.last;
-        while seq != 0 && seqs.len() < tail.count as usize {
-            seqs.push(seq);
+        while seq > after && out.len() < tail.count as usize {
             let Some(r) = disk.seqs.read(seq)? else {
+                out.push((seq, None));
                 break;
             };
+            out.push((seq, Some(r.pos)));
             if r.prev >= seq {
                 break;
             }
             seq = r.prev;
         }
-        seqs.reverse();
-        Ok(seqs)
+        out.reverse();
+        Ok(out)
+    }
+
+    /// `len` bytes of segment file `file` from `offset` (a run of adjacent frames).
+    pub(crate) fn read_span(&self, file: u32, offset: u64, len: u64) -> Result<Vec<u8>, StoreError> {
+        let len = u32::try_from(len).map_err(|_| StoreError::corrupt("store index", "a read span over 4 GiB"))?;
+        self.disk()?.files.read_at(file, offset, len)
     }
 
     /// The seq before `seq` in its patient's chain (0 for the patient's first), as recorded.

@@ -19,6 +19,8 @@ use crate::segfile::{Locator, SegmentFiles, Tail};
 /// A batch's frames are split into segments of about this many bytes, so that one segment
 /// stays a reasonable unit to read back (a batch of 1,000 typical events is ~0.6 MiB).
 const SEGMENT_TARGET_BYTES: usize = 64 << 10;
+/// The longest run of adjacent frames [`Store::patient_events_after`] reads at once.
+const MAX_READ_RUN: u64 = 1 << 20;
 
 /// One event to append. The caller (the domain crate's validation) extracts the keys from the
 /// canonical content; the store treats `content` as opaque bytes.
@@ -527,8 +529,66 @@ impl Store {
 
     /// The events of one patient, in seq order.
     pub fn patient_events(&self, patient_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
-        let seqs = self.read_index().patient_seqs(patient_id)?;
-        self.events_at(&seqs, &format!("patient index entry {patient_id:?}"))
+        self.patient_events_after(patient_id, 0)
+    }
+
+    /// The events of one patient with seq > `after_seq`, in seq order: what a reader that
+    /// already holds the patient's events through `after_seq` lacks (the log is append-only, so
+    /// those never change). Only the newest part of the patient's chain is walked, and a run
+    /// of frames that sit next to each other in a segment file is read with one positioned read.
+    pub fn patient_events_after(&self, patient_id: &str, after_seq: u64) -> Result<Vec<StoredEvent>, StoreError> {
+        let index = self.read_index();
+        let located = index.patient_frames_after(patient_id, after_seq)?;
+        self.events_located(&index, &located, &format!("patient index entry {patient_id:?}"))
+    }
+
+    /// The events at `located` seqs (ascending, each with its frame's place when the index has
+    /// it). Adjacent frames in one file are read together (runs up to [`MAX_READ_RUN`] bytes);
+    /// a frame that does not read back as its seq goes through [`Store::get_with`], which
+    /// falls back to the whole segment and names the damage. A seq that is not in the log is an
+    /// error naming `what` (the index that pointed there).
+    fn events_located(&self, index: &Index, located: &[(u64, Option<FramePos>)], what: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        let missing = |seq: u64| StoreError::corrupt(what.to_owned(), format!("points to seq {seq}, which is not in the log"));
+        let mut out = Vec::with_capacity(located.len());
+        let mut i = 0;
+        while i < located.len() {
+            let (_, Some(first)) = located[i] else {
+                let seq = located[i].0;
+                out.push(self.get_with(index, seq)?.ok_or_else(|| missing(seq))?);
+                i += 1;
+                continue;
+            };
+            let mut end = first.offset + u64::from(first.len);
+            let mut j = i + 1;
+            while let Some((_, Some(p))) = located.get(j) {
+                if p.file != first.file || p.offset != end || end - first.offset + u64::from(p.len) > MAX_READ_RUN {
+                    break;
+                }
+                end += u64::from(p.len);
+                j += 1;
+            }
+            let run = &located[i..j];
+            let bytes = index.read_span(first.file, first.offset, end - first.offset).ok();
+            let mut frames = bytes.as_deref().map(codec::frames);
+            for &(want, _) in run {
+                let read = frames
+                    .as_mut()
+                    .and_then(Iterator::next)
+                    .and_then(Result::ok)
+                    .filter(|f| f.seq == want)
+                    .and_then(|f| decode_event(&f).ok());
+                match read {
+                    Some(event) => out.push(event),
+                    None => {
+                        // Out of step with the run: the rest goes one by one.
+                        frames = None;
+                        out.push(self.get_with(index, want)?.ok_or_else(|| missing(want))?);
+                    }
+                }
+            }
+            i = j;
+        }
+        Ok(out)
     }
 
     /// The last assigned seq, 0 when the log is empty.

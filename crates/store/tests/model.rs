@@ -108,8 +108,15 @@ proptest! {
         }
         prop_assert_eq!(store.patient_ids().expect("ids"), per_patient.keys().cloned().collect::<Vec<_>>());
         for (p, seqs) in &per_patient {
-            let got: Vec<u64> = store.patient_events(p).expect("events").iter().map(|e| e.seq).collect();
+            let events = store.patient_events(p).expect("events");
+            let got: Vec<u64> = events.iter().map(|e| e.seq).collect();
             prop_assert_eq!(&got, seqs);
+            // Reading on from any point gives the rest of the same events (content included).
+            for after in 0..=model.log.len() as u64 {
+                let rest = store.patient_events_after(p, after).expect("events after");
+                let expected: Vec<_> = events.iter().filter(|e| e.seq > after).cloned().collect();
+                prop_assert_eq!(rest, expected);
+            }
         }
         let report = store.verify_chain(|_| {}).expect("chain verifies");
         prop_assert_eq!(report.events, model.log.len() as u64);
