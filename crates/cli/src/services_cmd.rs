@@ -150,8 +150,17 @@ pub(crate) struct PublishArgs {
     site: Option<String>,
 }
 
+/// The services' runtime. Blocking-pool threads are kept for an hour when idle (tokio's default
+/// is 10 s): a service at a steady rate otherwise retires and respawns them all the time, and
+/// each new thread starts a fresh allocator heap while the old one's pages, still holding blocks
+/// that live on (decoded events in the projector's cache, sled's buffers), are abandoned — the
+/// service's RSS then rose for as long as it ran (docs/bus.md, "Memory soak").
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Cancels the token on SIGINT or SIGTERM. The handlers are registered before this returns (not

@@ -6,7 +6,9 @@
 //!
 //! Run: `cargo bench -p registry-store --bench memory`; env BENCH_EVENTS (default 200,000),
 //! BENCH_BATCH (events per append, default 2), BENCH_PATIENTS (default 1,000). Each append is
-//! synced, so this takes about a minute at the defaults.
+//! synced, so this takes about a minute at the defaults. BENCH_LABELS=1 also rewrites the label
+//! record (2,500 bytes) of each appended event's patient after every append, with the checkpoint,
+//! as the projector does: the churn of a fixed cohort's label records in sled.
 
 use registry_store::{NewEvent, Store, StoreConfig};
 
@@ -32,6 +34,7 @@ fn main() {
     let config = StoreConfig { outbox: false, cache_bytes: Some(8 << 20) };
     let store = Store::open_with(dir.path(), &config).expect("open");
     let content = vec![b'x'; 600];
+    let labels = std::env::var("BENCH_LABELS").is_ok_and(|v| v == "1");
     let mut samples = Vec::new();
     let mut n = 0;
     while n < total {
@@ -43,6 +46,12 @@ fn main() {
             .map(|(e, p)| NewEvent { event_id: e, patient_id: p, content: &content, received_at_micros: 1 })
             .collect();
         store.append_batch(&events).expect("append");
+        if labels {
+            // A record that differs each time (as labels with new dates would).
+            let record: Vec<u8> = (0..2_500).map(|i| b'a' + ((i + n) % 26) as u8).collect();
+            let writes: Vec<(&str, Option<&[u8]>)> = ids.iter().map(|(_, p)| (p.as_str(), Some(record.as_slice()))).collect();
+            store.put_labels_batch(writes, (n + per) as u64).expect("labels");
+        }
         n += per;
         if n % 20_000 < per {
             let rss = rss_kib();
@@ -54,7 +63,7 @@ fn main() {
     let last = samples.last().copied().unwrap_or((0, 0));
     let per_event = (last.1 as f64 - half.1 as f64) * 1024.0 / (last.0 as f64 - half.0 as f64).max(1.0);
     println!(
-        "{{\"bench\":\"store_memory\",\"events\":{total},\"batch\":{per},\"patients\":{patients},\"rss_half_kib\":{},\"rss_end_kib\":{},\"growth_bytes_per_event_second_half\":{per_event:.1}}}",
+        "{{\"bench\":\"store_memory\",\"labels\":{labels},\"events\":{total},\"batch\":{per},\"patients\":{patients},\"rss_half_kib\":{},\"rss_end_kib\":{},\"growth_bytes_per_event_second_half\":{per_event:.1}}}",
         half.1, last.1
     );
 }
