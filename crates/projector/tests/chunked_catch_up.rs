@@ -8,17 +8,7 @@ use registry_projector::Projector;
 use registry_store::Store;
 
 mod common;
-use common::import;
-
-type Snapshot = (u64, Vec<(String, Vec<u8>)>, Vec<String>);
-
-fn snapshot(store: &Store) -> Snapshot {
-    let labels = store.iter_labels().collect::<Result<Vec<_>, _>>().expect("labels");
-    let mut alerts: Vec<String> =
-        store.alerts_since(i64::MIN, usize::MAX).expect("alerts").into_iter().map(|a| a.alert_id).collect();
-    alerts.sort();
-    (store.labels_through_seq().expect("checkpoint"), labels, alerts)
-}
+use common::{import, snapshot};
 
 #[test]
 fn chunked_threaded_and_single_chunk_catch_ups_agree_on_labels_checkpoint_and_alerts() {

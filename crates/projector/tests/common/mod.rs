@@ -16,3 +16,17 @@ pub(crate) fn import(store: &Store, events: &[registry_domain::events::Event], a
         store.append_batch(&batch).expect("append");
     }
 }
+
+/// What a catch-up leaves behind: the checkpoint, every label record (patient, bytes) and the
+/// sorted ids of every stored alert.
+#[allow(dead_code)] // not every test binary compares snapshots
+pub(crate) type Snapshot = (u64, Vec<(String, Vec<u8>)>, Vec<String>);
+
+#[allow(dead_code)]
+pub(crate) fn snapshot(store: &Store) -> Snapshot {
+    let labels = store.iter_labels().collect::<Result<Vec<_>, _>>().expect("labels");
+    let mut alerts: Vec<String> =
+        store.alerts_since(i64::MIN, usize::MAX).expect("alerts").into_iter().map(|a| a.alert_id).collect();
+    alerts.sort();
+    (store.labels_through_seq().expect("checkpoint"), labels, alerts)
+}
