@@ -394,27 +394,19 @@ impl Projector {
                 }
             }
         }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .zip(part_fresh)
-                .map(|(part, mut mine)| {
-                    s.spawn(move || {
-                        part.iter()
-                            .map(|p| self.refold(p, &mut mine, before_seq, through_seq, view))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(chunk.len());
-            for handle in handles {
-                match handle.join() {
-                    Ok(r) => out.extend(r?),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-            Ok(out)
-        })
+        // On rayon's pool: its threads live as long as the process. Threads spawned per chunk
+        // (std::thread::scope, before) each started a fresh allocator heap, and the heaps they
+        // left behind grew the projector's RSS once its catch-ups got large enough to split
+        // (docs/bus.md, "Memory soak"). `collect` keeps the parts' order.
+        use rayon::prelude::*;
+        let parts: Vec<Vec<Refolded>> = parts
+            .into_par_iter()
+            .zip(part_fresh)
+            .map(|(part, mut mine)| {
+                part.iter().map(|p| self.refold(p, &mut mine, before_seq, through_seq, view)).collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// One patient of a catch-up: the labels through `through_seq` and the alerts raised by the
