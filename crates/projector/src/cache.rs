@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use registry_domain::projection::PatientProjection;
 use registry_domain::view::{RecordedEvent, View};
 
-/// The default budget, in events (about 0.6 KiB each decoded; docs/bus.md, "Consumers").
+/// The default budget, in events (0.2–0.6 KiB each in RSS, measured; docs/bus.md, "Memory soak").
 pub const DEFAULT_CACHE_EVENTS: usize = 50_000;
 
 /// One patient's cached state (see the module invariants).
