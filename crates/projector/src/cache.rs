@@ -9,8 +9,9 @@
 //! answers the same view from the same events.
 //!
 //! Invariants:
-//! - an entry's `events` are exactly the patient's own events with seq ≤ `upto`, ascending: the
-//!   log is append-only, so they never go stale; a refold appends what came after `upto`;
+//! - an entry's `events` are exactly the patient's own events through the last one's seq,
+//!   ascending: the log is append-only, so they never go stale; a refold appends what came after
+//!   that seq ([`Entry::upto`]);
 //! - an entry's `projection` is `project_patient` over `events[..n]` alone (no event of another
 //!   patient linked in) in `view`; it is only kept when no link was in play;
 //! - the total of the entries' events stays within the budget after every `put` (an entry
@@ -31,8 +32,6 @@ pub const DEFAULT_CACHE_EVENTS: usize = 50_000;
 #[derive(Debug, Default)]
 pub(crate) struct Entry {
     pub(crate) events: Vec<RecordedEvent>,
-    /// The seq through which `events` holds every own event of the patient (0: none read).
-    pub(crate) upto: u64,
     /// The last projection of the patient.
     pub(crate) projection: Option<CachedProjection>,
 }
@@ -53,6 +52,11 @@ impl CachedProjection {
 }
 
 impl Entry {
+    /// The seq through which `events` holds every own event of the patient (0: none read).
+    pub(crate) fn upto(&self) -> u64 {
+        self.events.last().map_or(0, |e| e.seq)
+    }
+
     fn weight(&self) -> usize {
         // An entry costs at least one unit, so a budget also bounds the number of entries.
         self.events.len().max(1)
@@ -135,7 +139,7 @@ mod tests {
         let events = (0..n)
             .map(|i| RecordedEvent { event: e.clone(), seq: i as u64 + 1, received_at: chrono::DateTime::UNIX_EPOCH })
             .collect();
-        Entry { events, upto: n as u64, projection: None }
+        Entry { events, projection: None }
     }
 
     #[test]
@@ -146,13 +150,13 @@ mod tests {
         assert_eq!(cache.size(), (8, 2));
         // "a" taken and put back: now "b" is the oldest.
         let a = cache.take("a");
-        assert_eq!(a.upto, 4);
+        assert_eq!(a.upto(), 4);
         cache.put("a", a);
         cache.put("c", entry(4));
         assert_eq!(cache.size(), (8, 2));
-        assert_eq!(cache.take("b").upto, 0, "b was dropped");
-        assert_eq!(cache.take("a").upto, 4);
-        assert_eq!(cache.take("c").upto, 4);
+        assert_eq!(cache.take("b").upto(), 0, "b was dropped");
+        assert_eq!(cache.take("a").upto(), 4);
+        assert_eq!(cache.take("c").upto(), 4);
         assert_eq!(cache.size(), (0, 0));
     }
 

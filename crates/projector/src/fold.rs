@@ -422,10 +422,7 @@ impl Projector {
         view: &View,
     ) -> Result<Refolded, ProjectorError> {
         let mut entry = self.cache.take(patient_id);
-        let new = self.store.patient_events_after(patient_id, entry.upto)?;
-        if let Some(last) = new.last() {
-            entry.upto = last.seq;
-        }
+        let new = self.store.patient_events_after(patient_id, entry.upto())?;
         let new = self.decode_own(patient_id, new, fresh)?;
         entry.events.extend(new);
         let refolded = self.refold_entry(patient_id, &mut entry, before_seq, through_seq, view)?;
@@ -434,7 +431,7 @@ impl Projector {
     }
 
     /// [`Projector::refold`] over the patient's own events in `entry` (every one through
-    /// `entry.upto`, ascending) plus the events its links name. Projects exactly what a refold
+    /// `entry.upto()`, ascending) plus the events its links name. Projects exactly what a refold
     /// from the log would: events with seq ≤ `through_seq` (and ≤ `before_seq` for "before").
     /// "Before" is taken from the entry when its last projection was over the same events in
     /// the same view with no link in play; "after" is left in the entry for the next refold.
@@ -451,19 +448,19 @@ impl Projector {
         let n_after = own.partition_point(|e| e.seq <= through_seq);
         let n_before = own.partition_point(|e| e.seq <= before_seq);
         // Own events first, then the linked ones (as `patient_events` lists them).
-        let upto = |n: usize, limit: u64| -> Cow<'_, [RecordedEvent]> {
+        let first = |n: usize, limit: u64| -> Cow<'_, [RecordedEvent]> {
             if linked.is_empty() {
                 Cow::Borrowed(&own[..n])
             } else {
                 Cow::Owned(own[..n].iter().chain(linked.iter().filter(|e| e.seq <= limit)).cloned().collect())
             }
         };
-        let events = upto(n_after, through_seq);
+        let events = first(n_after, through_seq);
         let old_len = n_before + linked.iter().filter(|e| e.seq <= before_seq).count();
         let before = match entry.projection.take() {
             _ if old_len == 0 => None,
             Some(cached) if linked.is_empty() && cached.answers(view, n_before) => cached.result,
-            _ => self.project(patient_id, &upto(n_before, before_seq), view),
+            _ => self.project(patient_id, &first(n_before, before_seq), view),
         };
         let after = self.project(patient_id, &events, view);
         let completing = events.iter().filter(|e| e.seq > before_seq).map(|e| e.event.event_id).next_back();
