@@ -188,32 +188,35 @@ fn shutdown_on_signals(token: CancellationToken) {
     });
 }
 
+/// The value of environment variable `name` parsed, `None` when it is unset; a value that does
+/// not parse is an error naming the variable.
+fn env_parsed<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse::<T>().map(Some).map_err(|e| anyhow::anyhow!("{name}={v:?}: {e}")),
+        Err(_) => Ok(None),
+    }
+}
+
 /// `REGISTRY_LINGER_MS`: how long a service's batch may wait for more messages once a backlog
 /// is seen (default 0).
 fn linger() -> anyhow::Result<Duration> {
-    match std::env::var("REGISTRY_LINGER_MS") {
-        Ok(v) => Ok(Duration::from_millis(v.trim().parse::<u64>().map_err(|e| anyhow::anyhow!("REGISTRY_LINGER_MS={v:?}: {e}"))?)),
-        Err(_) => Ok(Duration::ZERO),
-    }
+    Ok(Duration::from_millis(env_parsed("REGISTRY_LINGER_MS")?.unwrap_or(0)))
 }
 
 /// `REGISTRY_PROJECTOR_CACHE_EVENTS`: how many decoded events of recently refolded patients
 /// the live projector keeps (default [`registry_projector::DEFAULT_CACHE_EVENTS`]; 0: none).
 fn projector_cache_events() -> anyhow::Result<usize> {
-    match std::env::var("REGISTRY_PROJECTOR_CACHE_EVENTS") {
-        Ok(v) => v.trim().parse::<usize>().map_err(|e| anyhow::anyhow!("REGISTRY_PROJECTOR_CACHE_EVENTS={v:?}: {e}")),
-        Err(_) => Ok(registry_projector::DEFAULT_CACHE_EVENTS),
-    }
+    Ok(env_parsed("REGISTRY_PROJECTOR_CACHE_EVENTS")?.unwrap_or(registry_projector::DEFAULT_CACHE_EVENTS))
 }
 
 /// Opens a service's store. `REGISTRY_CACHE_MIB` sets sled's page-cache budget (default
 /// [`registry_store::DEFAULT_CACHE_BYTES`]).
 fn open(dir: &Path, outbox: bool) -> anyhow::Result<Store> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let cache_bytes = match std::env::var("REGISTRY_CACHE_MIB") {
-        Ok(v) => Some(v.trim().parse::<u64>().map_err(|e| anyhow::anyhow!("REGISTRY_CACHE_MIB={v:?}: {e}"))? << 20),
-        Err(_) => None,
-    };
+    let cache_bytes = env_parsed::<u64>("REGISTRY_CACHE_MIB")?.map(|mib| mib << 20);
     Store::open_with(dir, &StoreConfig { outbox, cache_bytes })
         .with_context(|| format!("cannot open the store in {}", dir.display()))
 }
