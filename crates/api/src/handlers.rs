@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Scope;
-use crate::source::{patient_site, RegistryView, SourceError};
+use crate::source::{RegistryView, SourceError};
+use registry_domain::view::patient_site;
 use crate::AppState;
 
 /// An error answer: status and a one-line message (never a patient id of another site).
@@ -116,7 +117,7 @@ pub(crate) fn visible_patient(
         return Ok(None);
     }
     let events = src.patient_events(id)?;
-    let Some(site) = patient_site(&events).map(str::to_owned) else { return Ok(None) };
+    let Some(site) = patient_site(id, &events).map(str::to_owned) else { return Ok(None) };
     if !scope.sees(&site) {
         return Ok(None);
     }
@@ -301,7 +302,7 @@ fn patient_labels(
         return Ok((hit.site, hit.body));
     }
     let events = src.patient_events(id)?;
-    let site = patient_site(&events).map(str::to_owned);
+    let site = patient_site(id, &events).map(str::to_owned);
     let body = src.project(id, &events, view).map(|p| {
         // Exactly the bytes of `registry labels` (one line), plus a newline.
         let mut line = p.labels.to_json_line();
@@ -422,7 +423,7 @@ pub(crate) fn visible_alerts(
         let site = match sites.get(&pid) {
             Some(s) => s.clone(),
             None => {
-                let s = patient_site(&src.patient_events(&pid)?).map(str::to_owned);
+                let s = patient_site(&pid, &src.patient_events(&pid)?).map(str::to_owned);
                 sites.insert(pid.clone(), s.clone());
                 s
             }

@@ -81,11 +81,6 @@ pub trait RegistryView: Send + Sync + 'static {
     fn ops(&self) -> Result<OpsFigures, SourceError>;
 }
 
-/// The site a patient belongs to: the `site_id` of its first stored event.
-pub fn patient_site(events: &[RecordedEvent]) -> Option<&str> {
-    events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str())
-}
-
 /// [`RegistryView`] over a projector in this process. In `registry serve` it shares the
 /// projector's handle (sled allows one process per directory).
 #[derive(Debug, Clone)]

@@ -454,3 +454,46 @@ async fn a_cached_patient_answer_gives_way_to_an_append() {
     assert_eq!(after.json()["death_date"], f.cutoff.to_string(), "the append retired the cached answer");
     assert_eq!(after.body, format!("{}\n", labels_line(&f, &view, &id).expect("listed")));
 }
+
+#[tokio::test]
+async fn a_retraction_naming_another_patients_event_does_not_lend_its_site() {
+    // Patient B (fuscc) retracts an event of patient A (another site) stored before any of B's:
+    // B's events as read for a refold then start with A's event. B must stay a fuscc patient
+    // for access, on the stored-record path and on the refold path alike.
+    let f = Fixture::new(30);
+    let store = f.projector.store();
+    let first_of = |id: &str| {
+        let ev = f.projector.patient_events(id).expect("events");
+        let first = ev.into_iter().filter(|e| e.event.patient_id.as_str() == id).min_by_key(|e| e.seq).expect("one");
+        (first.seq, first.event.event_id)
+    };
+    let sites = f.sites();
+    let (b, _) = sites.iter().filter(|(_, s)| s == "fuscc").max_by_key(|(p, _)| first_of(p).0).expect("a fuscc patient");
+    let (a, a_site) = sites.iter().find(|(p, s)| s != "fuscc" && first_of(p).0 < first_of(b).0).expect("an earlier patient elsewhere");
+    let retraction = serde_json::json!({
+        "event_id": "7e57e57e-0000-4000-8000-00000000b0b0", "event_type": "event.retracted", "schema_version": 1,
+        "patient_id": b, "site_id": "fuscc", "occurred_on": f.cutoff.to_string(),
+        "recorded_at": format!("{}T09:00:00Z", f.cutoff), "supersedes": null,
+        "payload": {"target_event_id": first_of(a).1.to_string(), "reason": "entered for the wrong patient"}
+    });
+    let bytes = serde_json::to_vec(&retraction).expect("json");
+    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:cross", subject_site: None };
+    let outcome = registry_ingest::ingest_batch(store, &[input], chrono::Utc::now().timestamp_micros()).expect("ingest");
+    assert!(matches!(outcome[0], registry_ingest::InputOutcome::Accepted { .. }), "{outcome:?}");
+    f.projector.catch_up(f.cutoff).expect("catch up");
+    let record: Value = serde_json::from_slice(&store.get_labels(b).expect("read").expect("stored")).expect("record");
+    assert_eq!(record["serves"]["site"], "fuscc", "the stored record's site");
+
+    let app = f.app();
+    let other_token = if a_site == "pumch" { Some(PUMCH) } else { None };
+    for q in [format!("?as_of={}", f.cutoff), format!("?as_of={}", f.cutoff.checked_sub_days(Days::new(1)).expect("day"))] {
+        for uri in [format!("/patients/{b}{q}"), format!("/patients/{b}/timeline{q}")] {
+            assert_eq!(get(&app, &uri, Some(FUSCC)).await.status, StatusCode::OK, "{uri} for its own site");
+            if let Some(t) = other_token {
+                assert_eq!(get(&app, &uri, Some(t)).await.status, StatusCode::NOT_FOUND, "{uri} for {a_site}");
+            }
+        }
+    }
+    let list = get(&app, &format!("/patients?as_of={}", f.cutoff), Some(FUSCC)).await.json();
+    assert!(list["patients"].as_array().expect("list").iter().any(|l| l["patient_id"] == b.as_str()), "listed for fuscc");
+}

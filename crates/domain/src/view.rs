@@ -38,6 +38,18 @@ impl View {
     }
 }
 
+/// The site a patient belongs to: the `site_id` of the patient's first stored event (lowest
+/// seq). Only the patient's own events count: a list read for a refold also holds other
+/// patients' events that its retractions or corrections name (see [`events_by_patient`]), and
+/// their site must never become this patient's — the API grants access by it.
+pub fn patient_site<'a>(patient_id: &str, events: &'a [RecordedEvent]) -> Option<&'a str> {
+    events
+        .iter()
+        .filter(|e| e.event.patient_id.as_str() == patient_id)
+        .min_by_key(|e| e.seq)
+        .map(|e| e.event.site_id.as_str())
+}
+
 /// Every patient's events out of a whole log (any order), sorted by patient id, each patient's in
 /// the order given, plus the other patients' events that its retractions and corrections name —
 /// the events [`crate::projection::project_patient`] needs to see such a link and ignore it with a

@@ -139,8 +139,8 @@ fn serves_for(patient_id: &str, events: &[RecordedEvent], as_of: NaiveDate, p: &
     own_dates.sort_unstable();
     own_dates.dedup();
     let (from, until) = exact_range(&own_dates, as_of, Some(p), cfg);
-    // The site as the API reads it from the events (the first stored one's).
-    let site = events.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str().to_owned()).unwrap_or_default();
+    // The site as the API reads it from the events (the patient's first stored one's).
+    let site = registry_domain::view::patient_site(patient_id, events).unwrap_or_default().to_owned();
     Serves { site, from, until }
 }
 

@@ -79,7 +79,7 @@ impl Fixture {
         let mut out = Vec::new();
         for id in self.projector.store().patient_ids().expect("ids") {
             let ev = self.projector.patient_events(&id).expect("events");
-            let site = ev.iter().min_by_key(|e| e.seq).map(|e| e.event.site_id.as_str().to_owned()).expect("site");
+            let site = registry_domain::view::patient_site(&id, &ev).expect("site").to_owned();
             out.push((id, site));
         }
         out
