@@ -12,12 +12,20 @@ use clap::{Parser, Subcommand};
 /// services' samples (docs/bus.md, "Benchmark").
 /// Built without the default feature `mimalloc`, the binary uses the system allocator, so that
 /// heap profilers that hook malloc (valgrind's massif, heaptrack) see every allocation.
-#[cfg(feature = "mimalloc")]
+#[cfg(all(feature = "mimalloc", not(feature = "heap-stats")))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// With `heap-stats`, the allocator is wrapped to count the bytes held (heap.rs).
+#[cfg(all(feature = "mimalloc", feature = "heap-stats"))]
+#[global_allocator]
+static GLOBAL: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
+#[cfg(all(not(feature = "mimalloc"), feature = "heap-stats"))]
+#[global_allocator]
+static GLOBAL: cap::Cap<std::alloc::System> = cap::Cap::new(std::alloc::System, usize::MAX);
 
 mod api_cmd;
 mod export_cmd;
+mod heap;
 mod import_cmd;
 mod labels_cmd;
 mod ops_http;

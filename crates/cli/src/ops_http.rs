@@ -1,8 +1,7 @@
 //! The operations endpoint every service exposes: `/healthz` (the process is up), `/readyz` (its
 //! store answers), `/metrics` (Prometheus text: events ingested, rejected by reason, projection
-//! lag, alerts by kind). No patient identifier is ever logged or exported here.
+//! lag, alerts by kind, heap and resident memory). No patient identifier is ever logged or exported here.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,6 +41,16 @@ async fn readyz(State(s): State<OpsState>) -> (StatusCode, &'static str) {
 
 async fn metrics(State(s): State<OpsState>) -> String {
     let mut out = s.ingest.render();
+    if let Some(heap) = crate::heap::live_bytes() {
+        out.push_str("# HELP registry_heap_bytes Bytes the process holds on its heap (built with the feature heap-stats).\n");
+        out.push_str("# TYPE registry_heap_bytes gauge\n");
+        out.push_str(&format!("registry_heap_bytes {heap}\n"));
+    }
+    if let Some(rss) = resident_bytes() {
+        out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+        out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+        out.push_str(&format!("process_resident_memory_bytes {rss}\n"));
+    }
     if let Some(p) = &s.projector {
         let store = p.store();
         let lag = store.last_seq().saturating_sub(store.labels_through_seq().unwrap_or(0));
@@ -58,12 +67,7 @@ async fn metrics(State(s): State<OpsState>) -> String {
         out.push_str("# HELP registry_projector_cache_patients Patients held by the projector's refold cache.\n");
         out.push_str("# TYPE registry_projector_cache_patients gauge\n");
         out.push_str(&format!("registry_projector_cache_patients {cached_patients}\n"));
-        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
-        if let Ok(alerts) = store.alerts_since(i64::MIN, usize::MAX) {
-            for a in alerts {
-                *by_kind.entry(a.kind).or_default() += 1;
-            }
-        }
+        let by_kind = store.alert_counts_by_kind().unwrap_or_default();
         out.push_str("# HELP registry_alerts_total Alerts raised, by kind.\n");
         out.push_str("# TYPE registry_alerts_total counter\n");
         for (kind, n) in by_kind {
@@ -71,6 +75,14 @@ async fn metrics(State(s): State<OpsState>) -> String {
         }
     }
     out
+}
+
+/// The process's resident set (VmRSS), from /proc; `None` where there is no /proc.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Serves the operations endpoint on `addr` until `shutdown`.

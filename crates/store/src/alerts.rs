@@ -27,7 +27,7 @@
 //! the cursor a `t` key) to version 3, keeping the order, the raised_at of every alert and what
 //! was published.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -58,8 +58,18 @@ static PUT_LOCK: Mutex<()> = Mutex::new(());
 /// A set of alert_ids (as bytes).
 type IdSet = HashSet<Box<[u8]>>;
 
-/// The alert_ids stored, once read (shared by the clones of a [`Store`]).
-pub(crate) type AlertIds = std::sync::Arc<Mutex<Option<IdSet>>>;
+/// What the process knows of the stored alerts, read at the first use.
+#[derive(Default)]
+pub(crate) struct AlertIndex {
+    /// Every stored alert_id.
+    ids: IdSet,
+    /// How many alerts of each kind are stored: counted from the history at the first
+    /// [`Store::alert_counts_by_kind`], then kept up to date by each put.
+    by_kind: Option<BTreeMap<String, u64>>,
+}
+
+/// The alert index, once read (shared by the clones of a [`Store`]).
+pub(crate) type AlertIds = std::sync::Arc<Mutex<Option<AlertIndex>>>;
 
 /// An alert as converted from version 2: (id, kind, body).
 type Row = (Vec<u8>, Vec<u8>, Vec<u8>);
@@ -326,7 +336,7 @@ impl Store {
     }
 
     /// The set of stored alert_ids, read from the `i` keys the first time.
-    fn alert_ids(&self, tree: &sled::Tree) -> Result<MutexGuard<'_, Option<IdSet>>, StoreError> {
+    fn alert_ids(&self, tree: &sled::Tree) -> Result<MutexGuard<'_, Option<AlertIndex>>, StoreError> {
         let mut guard = self.alert_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
             let mut set = HashSet::new();
@@ -338,7 +348,7 @@ impl Store {
                     set.insert(Box::<[u8]>::from(id));
                 }
             }
-            *guard = Some(set);
+            *guard = Some(AlertIndex { ids: set, by_kind: None });
         }
         Ok(guard)
     }
@@ -365,8 +375,9 @@ impl Store {
         }
         let tree = self.alerts_tree()?;
         let _serial = PUT_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut ids = self.alert_ids(&tree)?;
-        let stored = ids.get_or_insert_with(HashSet::new);
+        let mut index = self.alert_ids(&tree)?;
+        let index = index.get_or_insert_with(AlertIndex::default);
+        let stored = &mut index.ids;
         // The first of each new id, in id order (the order of the history and the outbox).
         let mut seen = HashSet::with_capacity(alerts.len());
         let mut new: Vec<&(String, String, Vec<u8>)> = alerts
@@ -383,13 +394,39 @@ impl Store {
         stage_parts(&mut batch, at, new.iter().map(|(i, k, b)| (i.as_bytes(), k.as_bytes(), &b[..])))?;
         tree.apply_batch(batch)?;
         stored.extend(new.iter().map(|(id, _, _)| Box::<[u8]>::from(id.as_bytes())));
+        if let Some(by_kind) = &mut index.by_kind {
+            for (_, kind, _) in &new {
+                *by_kind.entry(kind.clone()).or_default() += 1;
+            }
+        }
         Ok(new.len())
     }
 
     /// Whether an alert with this id was ever raised.
     pub fn has_alert(&self, alert_id: &str) -> Result<bool, StoreError> {
         let tree = self.alerts_tree()?;
-        Ok(self.alert_ids(&tree)?.as_ref().is_some_and(|s| s.contains(alert_id.as_bytes())))
+        Ok(self.alert_ids(&tree)?.as_ref().is_some_and(|s| s.ids.contains(alert_id.as_bytes())))
+    }
+
+    /// How many alerts of each kind were ever raised. The history is read once, at the first
+    /// call; later puts keep the counts, so a metrics scrape costs nothing that grows with it.
+    pub fn alert_counts_by_kind(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let tree = self.alerts_tree()?;
+        let mut guard = self.alert_ids(&tree)?;
+        let index = guard.get_or_insert_with(AlertIndex::default);
+        if index.by_kind.is_none() {
+            // Under the index's lock, which every put holds while it writes: no put is half
+            // counted.
+            let mut by_kind = BTreeMap::new();
+            for kv in parts_from(&tree, vec![PART]) {
+                let (k, v) = kv?;
+                for r in records(&k, &v)? {
+                    *by_kind.entry(text(r.kind)).or_default() += 1;
+                }
+            }
+            index.by_kind = Some(by_kind);
+        }
+        Ok(index.by_kind.clone().unwrap_or_default())
     }
 
     /// Up to `limit` alerts raised but not yet marked published, oldest first.
@@ -516,6 +553,23 @@ mod tests {
         assert_eq!(store.alerts_since(0, 10).expect("all").len(), 2);
         assert!(store.has_alert("id-1").expect("has"));
         assert_eq!(ids(&store.alert_outbox_pending(10).expect("pending")), ["id-2"]);
+    }
+
+    #[test]
+    fn counts_by_kind_read_the_history_once_and_follow_later_puts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let fp = |id: &str| (id.to_owned(), "first_progression".to_owned(), b"{}".to_vec());
+        store.put_alerts(&[alert("d1"), fp("p1"), fp("p2")], 10).expect("put");
+        drop(store);
+        // A new process: the counts come from the history, then from the puts.
+        let store = Store::open(dir.path()).expect("reopen");
+        let counts = |s: &Store| s.alert_counts_by_kind().expect("counts").into_iter().collect::<Vec<_>>();
+        assert_eq!(counts(&store), [("death".to_owned(), 1), ("first_progression".to_owned(), 2)]);
+        store.put_alerts(&[fp("p2"), fp("p3"), alert("d1"), alert("d2")], 20).expect("put again");
+        assert_eq!(counts(&store), [("death".to_owned(), 2), ("first_progression".to_owned(), 3)], "duplicates not counted");
+        let fresh = Store::open(tempfile::tempdir().expect("tempdir").path()).expect("empty");
+        assert!(counts(&fresh).is_empty());
     }
 
     #[test]
