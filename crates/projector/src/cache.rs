@@ -17,10 +17,21 @@
 //! - the total of the entries' events stays within the budget after every `put` (an entry
 //!   larger than the whole budget is not kept).
 //!
+//! Admission: an entry that was not in the cache (its patient's events were all just read from
+//! the log) goes in only if the entries it would push out have been idle for [`MIN_IDLE`]. When
+//! the patients being refolded again and again do not all fit (a cohort whose follow-ups cycle
+//! through more patients than the budget holds), least-recently-used admission would evict every
+//! entry before its next use, read every timeline in full anyway and replace the cache's contents
+//! at the rate of the refolds: a churn of allocations that the allocator keeps as resident memory
+//! (docs/bus.md, "Memory soak"). Refusing such an entry keeps the entries there, so some refolds
+//! still hit, and the refused events are freed by the thread that decoded them. An entry taken
+//! from the cache always goes back (growing, it may push out the least recently used).
+//!
 //! Nothing here is durable or shared between processes: a restarted projector starts empty and
 //! reads from the log, which gives the same labels (the cache only saves work).
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use registry_domain::projection::PatientProjection;
 use registry_domain::view::{RecordedEvent, View};
@@ -28,12 +39,18 @@ use registry_domain::view::{RecordedEvent, View};
 /// The default budget, in events (0.2–0.6 KiB each in RSS, measured; docs/bus.md, "Memory soak").
 pub const DEFAULT_CACHE_EVENTS: usize = 50_000;
 
+/// An entry that was not in the cache is admitted only over entries idle this long (see the
+/// module header): an entry used within the last minute belongs to the live working set.
+pub const MIN_IDLE: Duration = Duration::from_secs(60);
+
 /// One patient's cached state (see the module invariants).
 #[derive(Debug, Default)]
 pub(crate) struct Entry {
     pub(crate) events: Vec<RecordedEvent>,
     /// The last projection of the patient.
     pub(crate) projection: Option<CachedProjection>,
+    /// Whether [`PatientCache::take`] found it in the cache (else it starts empty).
+    cached: bool,
 }
 
 /// `project_patient` over an entry's first `events` events alone, in `view`.
@@ -67,19 +84,26 @@ impl Entry {
 #[derive(Debug)]
 pub(crate) struct PatientCache {
     budget: usize,
+    min_idle: Duration,
     inner: Mutex<Inner>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    entries: lru::LruCache<String, Entry>,
+    /// Each entry with the time it was last put back.
+    entries: lru::LruCache<String, (Entry, Instant)>,
     events: usize,
 }
 
 impl PatientCache {
     /// `budget` 0 keeps nothing (every refold reads from the log).
     pub(crate) fn new(budget: usize) -> PatientCache {
-        PatientCache { budget, inner: Mutex::new(Inner { entries: lru::LruCache::unbounded(), events: 0 }) }
+        PatientCache::with_min_idle(budget, MIN_IDLE)
+    }
+
+    /// [`PatientCache::new`] admitting new entries only over entries idle for `min_idle`.
+    pub(crate) fn with_min_idle(budget: usize, min_idle: Duration) -> PatientCache {
+        PatientCache { budget, min_idle, inner: Mutex::new(Inner { entries: lru::LruCache::unbounded(), events: 0 }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -94,8 +118,9 @@ impl PatientCache {
     pub(crate) fn take(&self, patient_id: &str) -> Entry {
         let mut inner = self.lock();
         match inner.entries.pop(patient_id) {
-            Some(entry) => {
+            Some((mut entry, _)) => {
                 inner.events -= entry.weight();
+                entry.cached = true;
                 entry
             }
             None => Entry::default(),
@@ -103,19 +128,36 @@ impl PatientCache {
     }
 
     /// Puts an entry back as the most recently used, then drops the least recently used ones
-    /// until the total is within the budget.
+    /// until the total is within the budget. An entry that was not taken from the cache is
+    /// dropped instead when making room for it would push out an entry used within
+    /// `min_idle` (the module header's admission rule).
     pub(crate) fn put(&self, patient_id: &str, entry: Entry) {
         if entry.weight() > self.budget {
             return;
         }
+        let now = Instant::now();
         let mut inner = self.lock();
+        if !entry.cached {
+            let need = (inner.events + entry.weight()).saturating_sub(self.budget);
+            let mut freed = 0;
+            // Least recently used first.
+            for (_, (old, used)) in inner.entries.iter().rev() {
+                if freed >= need {
+                    break;
+                }
+                if now.saturating_duration_since(*used) < self.min_idle {
+                    return;
+                }
+                freed += old.weight();
+            }
+        }
         inner.events += entry.weight();
-        if let Some(old) = inner.entries.put(patient_id.to_owned(), entry) {
+        if let Some((old, _)) = inner.entries.put(patient_id.to_owned(), (entry, now)) {
             inner.events -= old.weight();
         }
         while inner.events > self.budget {
             match inner.entries.pop_lru() {
-                Some((_, old)) => inner.events -= old.weight(),
+                Some((_, (old, _))) => inner.events -= old.weight(),
                 None => break,
             }
         }
@@ -139,12 +181,12 @@ mod tests {
         let events = (0..n)
             .map(|i| RecordedEvent { event: e.clone(), seq: i as u64 + 1, received_at: chrono::DateTime::UNIX_EPOCH })
             .collect();
-        Entry { events, projection: None }
+        Entry { events, projection: None, cached: false }
     }
 
     #[test]
     fn the_budget_drops_least_recently_used_patients_first() {
-        let cache = PatientCache::new(10);
+        let cache = PatientCache::with_min_idle(10, Duration::ZERO);
         cache.put("a", entry(4));
         cache.put("b", entry(4));
         assert_eq!(cache.size(), (8, 2));
@@ -158,6 +200,30 @@ mod tests {
         assert_eq!(cache.take("a").upto(), 4);
         assert_eq!(cache.take("c").upto(), 4);
         assert_eq!(cache.size(), (0, 0));
+    }
+
+    #[test]
+    fn a_new_entry_does_not_push_out_entries_in_use_but_a_returning_one_does() {
+        // Three patients in turn through room for two: least-recently-used admission would evict
+        // each entry just before its next use. Entries used within the minute stay instead.
+        let cache = PatientCache::new(10);
+        cache.put("a", entry(4));
+        cache.put("b", entry(4));
+        cache.put("c", entry(4));
+        assert_eq!(cache.size(), (8, 2), "c refused: a and b are in use");
+        assert_eq!(cache.take("c").upto(), 0);
+        // a comes back grown by one event: it goes back, and the oldest (b) makes room.
+        let mut a = cache.take("a");
+        assert_eq!(a.upto(), 4);
+        a.events.push(entry(5).events.pop().expect("fifth"));
+        a.events.push(entry(6).events.pop().expect("sixth"));
+        a.events.push(entry(7).events.pop().expect("seventh"));
+        cache.put("a", a);
+        assert_eq!(cache.size(), (7, 1), "b dropped for the returning a");
+        assert_eq!(cache.take("b").upto(), 0);
+        // With room, a new entry goes in whatever the others' age.
+        cache.put("b", entry(3));
+        assert_eq!(cache.size(), (10, 2));
     }
 
     #[test]

@@ -159,6 +159,13 @@ impl Projector {
         self
     }
 
+    /// [`Projector::with_cache_events`], admitting a patient not in the cache only over entries
+    /// idle for `min_idle` (default [`MIN_IDLE`](crate::MIN_IDLE); zero: plain least recently used).
+    pub fn with_cache(mut self, events: usize, min_idle: std::time::Duration) -> Projector {
+        self.cache = Arc::new(PatientCache::with_min_idle(events, min_idle));
+        self
+    }
+
     /// Events and patients held by the refold cache.
     pub fn cache_size(&self) -> (usize, usize) {
         self.cache.size()

@@ -16,5 +16,5 @@ mod fold;
 pub mod query;
 pub mod service;
 
-pub use cache::DEFAULT_CACHE_EVENTS;
+pub use cache::{DEFAULT_CACHE_EVENTS, MIN_IDLE};
 pub use fold::{CatchUp, LabelRecord, Projector, ProjectorError, Serves};

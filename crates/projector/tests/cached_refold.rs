@@ -1,5 +1,6 @@
 //! The refold cache only saves work: a projector that keeps recently refolded patients (with a
-//! budget that never evicts, and one so small that it evicts all the time) writes exactly the
+//! budget that never evicts, and one so small that it evicts all the time, with the admission
+//! rule and with plain least-recently-used admission) writes exactly the
 //! labels, checkpoint and alerts of one that reads every patient from the log, step after step
 //! of a live-like feed: patients interleaved, small appends, the view date moving on, and a
 //! retraction that names another patient's event (the link the cache must not keep a projection
@@ -8,7 +9,7 @@
 use registry_domain::config::Config;
 use registry_domain::events::{Event, Payload, PatientId, Retraction};
 use registry_domain::synth::{generate, Profile, SynthConfig};
-use registry_projector::Projector;
+use registry_projector::{Projector, MIN_IDLE};
 use registry_store::Store;
 
 mod common;
@@ -46,14 +47,16 @@ fn a_cached_projector_writes_what_an_uncached_one_writes_step_by_step() {
     events.insert(events.len() / 2, cross);
 
     let cutoff = Profile::Ni2019.data_cutoff();
-    let configs = [0usize, 1_000_000, 40];
+    // (budget, admit a new entry only over entries idle this long)
+    let no_wait = std::time::Duration::ZERO;
+    let configs = [(0usize, MIN_IDLE), (1_000_000, MIN_IDLE), (40, MIN_IDLE), (40, no_wait)];
     let dirs: Vec<_> = configs.iter().map(|_| tempfile::tempdir().expect("tempdir")).collect();
     let projectors: Vec<Projector> = configs
         .iter()
         .zip(&dirs)
-        .map(|(&budget, dir)| {
+        .map(|(&(budget, min_idle), dir)| {
             let store = Store::open(dir.path()).expect("open");
-            Projector::new(store, Config::default()).with_cache_events(budget)
+            Projector::new(store, Config::default()).with_cache(budget, min_idle)
         })
         .collect();
     let steps = 30;
@@ -76,7 +79,7 @@ fn a_cached_projector_writes_what_an_uncached_one_writes_step_by_step() {
                 let differ: Vec<&String> =
                     s.1.iter().zip(&snaps[0].1).filter(|(a, b)| a != b).map(|(a, _)| &a.0).collect();
                 panic!(
-                    "step {i}: cache budget {} differs from no cache: checkpoint {} vs {}, labels of {differ:?}, {} vs {} alerts",
+                    "step {i}: cache (budget, min idle) {:?} differs from no cache: checkpoint {} vs {}, labels of {differ:?}, {} vs {} alerts",
                     configs[k], s.0, snaps[0].0, s.2.len(), snaps[0].2.len()
                 );
             }
@@ -88,5 +91,6 @@ fn a_cached_projector_writes_what_an_uncached_one_writes_step_by_step() {
     assert_eq!(patients, 80, "the large budget keeps every patient");
     assert_eq!(held, events.len(), "… and every event");
     assert!(projectors[2].cache_size().0 <= 40, "the small budget holds");
+    assert!(projectors[3].cache_size().0 <= 40, "the small budget holds");
     assert_eq!(projectors[0].cache_size(), (0, 0), "no budget, nothing kept");
 }
