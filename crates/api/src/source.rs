@@ -140,10 +140,8 @@ impl RegistryView for ProjectorSource {
 
     fn ops(&self) -> Result<OpsFigures, SourceError> {
         let store = self.projector.store();
-        let mut alerts_by_kind = BTreeMap::new();
-        for a in store.alerts_since(i64::MIN, usize::MAX)? {
-            *alerts_by_kind.entry(a.kind).or_default() += 1;
-        }
+        // Kept by the store at write time: a scrape does not read the alert history.
+        let alerts_by_kind = store.alert_counts_by_kind()?;
         let projected = store.labels_through_seq()?;
         Ok(OpsFigures {
             events_ingested: store.len(),
