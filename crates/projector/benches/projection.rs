@@ -38,24 +38,10 @@ use registry_domain::events::{Event, FollowupStatus, Payload};
 use registry_domain::stored;
 use registry_domain::synth::{generate, Profile, SynthConfig};
 use registry_projector::Projector;
-use registry_store::{NewEvent, Store};
+use registry_store::Store;
 
-/// A `VmHWM:`/`VmRSS:`-style line of /proc/self/status, in MiB.
-fn status_mib(key: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(key)).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn peak_rss_mib() -> f64 {
-    status_mib("VmHWM:")
-}
-
-fn rss_mib() -> f64 {
-    status_mib("VmRSS:")
-}
+mod common;
+use common::{append, peak_rss_mib, rss_mib};
 
 /// CPU seconds this process has used (user + system, all threads), from /proc/self/stat. On a
 /// machine shared with other work, CPU time is far steadier than wall time: the ratios are
@@ -115,18 +101,6 @@ fn parse_parallel(store: &Store, threads: usize) -> usize {
             .collect();
         parts.into_iter().map(|p| p.join().expect("parse thread")).sum()
     })
-}
-
-fn append(store: &Store, events: &[Event], at: i64) {
-    let rows: Vec<(String, String, Vec<u8>)> = events
-        .iter()
-        .map(|e| (e.event_id.hyphenated().to_string(), e.patient_id.to_string(), e.canonical_json()))
-        .collect();
-    let batch: Vec<NewEvent<'_>> = rows
-        .iter()
-        .map(|(id, pid, c)| NewEvent { event_id: id, patient_id: pid, content: c, received_at_micros: at })
-        .collect();
-    store.append_batch(&batch).expect("append");
 }
 
 fn main() {

@@ -18,19 +18,10 @@ use std::io::BufRead;
 
 use registry_domain::config::Config;
 use registry_projector::{Projector, DEFAULT_CACHE_EVENTS};
-use registry_store::{NewEvent, Store};
+use registry_store::Store;
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod common;
+use common::{append, env_usize, rss_mib};
 
 fn main() {
     let Ok(feed) = std::env::var("BENCH_FEED") else {
@@ -55,16 +46,8 @@ fn main() {
     let t0 = std::time::Instant::now();
     let mut samples = Vec::new();
     for (i, part) in events.chunks(batch).enumerate() {
-        let rows: Vec<(String, String, Vec<u8>)> = part
-            .iter()
-            .map(|e| (e.event_id.hyphenated().to_string(), e.patient_id.to_string(), e.canonical_json()))
-            .collect();
-        let new: Vec<NewEvent<'_>> = rows
-            .iter()
-            .map(|(id, pid, c)| NewEvent { event_id: id, patient_id: pid, content: c, received_at_micros: 1_700_000_000_000_000 })
-            .collect();
         let first = store.last_seq() + 1;
-        store.append_batch(&new).expect("append");
+        append(&store, part, 1_700_000_000_000_000);
         let fresh: HashMap<u64, registry_domain::events::Event> =
             part.iter().cloned().enumerate().map(|(k, e)| (first + k as u64, e)).collect();
         projector.catch_up_with(view_date, fresh).expect("catch-up");

@@ -23,21 +23,13 @@ use registry_domain::projection::project_patient;
 use registry_domain::stored;
 use registry_domain::synth::{generate, Profile, SynthConfig};
 use registry_domain::view::{RecordedEvent, View};
-use registry_store::{NewEvent, Store};
+use registry_store::Store;
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+mod common;
+use common::{append, env_usize};
 
-fn append(store: &Store, events: &[Event]) {
-    let rows: Vec<(String, String, Vec<u8>)> =
-        events.iter().map(|e| (e.event_id.hyphenated().to_string(), e.patient_id.to_string(), e.canonical_json())).collect();
-    let new: Vec<NewEvent<'_>> = rows
-        .iter()
-        .map(|(id, pid, c)| NewEvent { event_id: id, patient_id: pid, content: c, received_at_micros: 1_700_000_000_000_000 })
-        .collect();
-    store.append_batch(&new).expect("append");
-}
+/// When the bench's events were received (Unix µs).
+const AT: i64 = 1_700_000_000_000_000;
 
 /// Median of `reps` timings of `f`, in µs.
 fn time_us(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -58,7 +50,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
     let cohort: Vec<Event> = generate(&SynthConfig { patients, seed: 2019, profile: Profile::Ni2019 }).collect();
-    append(&store, &cohort);
+    append(&store, &cohort, AT);
     let dead: std::collections::HashSet<String> = cohort
         .iter()
         .filter(|e| matches!(e.payload, Payload::DeathRecorded(_)))
@@ -98,7 +90,7 @@ fn main() {
                     payload: Payload::FollowupRecorded(Followup { status: FollowupStatus::Alive }),
                 })
                 .collect();
-            append(&store, &round);
+            append(&store, &round, AT);
             rounds += 1;
         }
         let stored_events = store.patient_events(probe.as_str()).expect("read");
