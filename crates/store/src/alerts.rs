@@ -335,7 +335,8 @@ impl Store {
         Ok(tree)
     }
 
-    /// The set of stored alert_ids, read from the `i` keys the first time.
+    /// The alert index: the stored alert_ids, read from the `i` keys the first time (the counts
+    /// by kind are read later, by [`Store::alert_counts_by_kind`]).
     fn alert_ids(&self, tree: &sled::Tree) -> Result<MutexGuard<'_, Option<AlertIndex>>, StoreError> {
         let mut guard = self.alert_ids.lock().unwrap_or_else(PoisonError::into_inner);
         if guard.is_none() {
