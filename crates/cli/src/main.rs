@@ -30,6 +30,7 @@ mod import_cmd;
 mod labels_cmd;
 mod ops_http;
 mod progress;
+mod rejections_cmd;
 mod report_cmd;
 mod services_cmd;
 mod snapshot;
@@ -52,6 +53,8 @@ enum Command {
     Verify(verify_cmd::VerifyArgs),
     /// Print every patient's labels (one JSON object per line, sorted by patient_id).
     Labels(labels_cmd::LabelsArgs),
+    /// List the inputs the registry refused (one JSON object per line), or write one's raw bytes to fix and resend.
+    Rejections(rejections_cmd::RejectionsArgs),
     /// Write a deterministic synthetic cohort as NDJSON events on stdout.
     Synth(synth_cmd::SynthArgs),
     /// The live system in one process: ingest, projector, alerts, operations endpoint.
@@ -89,6 +92,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import_cmd::run(args),
         Command::Verify(args) => verify_cmd::run(args),
         Command::Labels(args) => labels_cmd::run(args),
+        Command::Rejections(args) => rejections_cmd::run(args),
         Command::Synth(args) => synth_cmd::run(args),
         Command::Serve(args) => services_cmd::serve(args),
         Command::Ingest(args) => services_cmd::ingest(args),
