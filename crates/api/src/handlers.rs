@@ -463,6 +463,58 @@ pub(crate) async fn alerts(
     Ok(Json(json!({"count": list.len(), "alerts": list})))
 }
 
+#[derive(Debug, Deserialize)]
+pub(crate) struct RejectionsQuery {
+    reason: Option<String>,
+    site: Option<String>,
+    open: Option<bool>,
+    after: Option<u64>,
+    limit: Option<usize>,
+    as_of: Option<String>,
+    known_at: Option<String>,
+}
+
+/// `GET /rejections`: the inputs the ingest refused, oldest first (docs/api.md). A site's token
+/// reads its own site's only: those published on its subjects, or naming it when imported.
+pub(crate) async fn rejections(
+    State(s): State<AppState>,
+    Extension(scope): Extension<Scope>,
+    Query(q): Query<RejectionsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let view = parse_view(&ViewQuery { as_of: q.as_of.clone(), known_at: q.known_at.clone() })?;
+    let reason = match q.reason.as_deref().filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            registry_domain::validate::RejectReason::from_code(r)
+                .ok_or_else(|| ApiError::bad_request(format!("reason {r:?} is not a rejection reason code")))?,
+        ),
+        None => None,
+    };
+    let asked = q.site.clone().filter(|x| !x.is_empty());
+    let site = match (&scope, asked) {
+        (Scope::All, asked) => asked,
+        (Scope::Site(own), Some(asked)) if asked != *own => {
+            return Err(ApiError { status: StatusCode::FORBIDDEN, message: format!("this token reads site {own}'s rejections only") });
+        }
+        (Scope::Site(own), _) => Some(own.clone()),
+    };
+    let limit = q.limit.unwrap_or(s.cfg.max_alerts).clamp(1, s.cfg.max_alerts);
+    let filter = registry_ingest::RejectionFilter {
+        reason,
+        site,
+        open: q.open.unwrap_or(false),
+        after_id: q.after.unwrap_or(0),
+        known_at_micros: view.known_at.map(|t| t.timestamp_micros()),
+    };
+    let src = s.source.clone();
+    let list = blocking(move || Ok(src.rejections(&filter, limit)?)).await?.ok_or_else(|| ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: "this API has no store of rejections (they are kept by the ingest's store)".into(),
+    })?;
+    // Where the next page starts, when this one is full.
+    let next_after = (list.len() == limit).then(|| list.last().map(|r| r.id)).flatten();
+    Ok(Json(json!({"count": list.len(), "next_after": next_after, "rejections": list})))
+}
+
 pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }

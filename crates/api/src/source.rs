@@ -13,9 +13,9 @@ use registry_domain::config::Config;
 use registry_domain::events::PatientId;
 use registry_domain::projection::{project_patient, PatientProjection};
 use registry_domain::view::{RecordedEvent, View};
-use registry_ingest::IngestMetrics;
+use registry_ingest::{IngestMetrics, RejectionEntry, RejectionFilter};
 use registry_projector::Projector;
-use registry_store::StoredAlert;
+use registry_store::{Store, StoredAlert};
 
 /// A read failed; the API answers 503 and logs the message (which names no patient).
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,11 @@ pub trait RegistryView: Send + Sync + 'static {
     }
     /// Figures for `/metrics`.
     fn ops(&self) -> Result<OpsFigures, SourceError>;
+    /// Up to `limit` kept rejections passing `filter`, oldest first; `Ok(None)` when this API
+    /// has no store of rejections (they are the ingest's).
+    fn rejections(&self, _filter: &RejectionFilter, _limit: usize) -> Result<Option<Vec<RejectionEntry>>, SourceError> {
+        Ok(None)
+    }
 }
 
 /// [`RegistryView`] over a projector in this process. In `registry serve` it shares the
@@ -88,17 +93,27 @@ pub struct ProjectorSource {
     projector: Projector,
     cfg: Config,
     ingest: Option<Arc<IngestMetrics>>,
+    /// The store the ingest keeps its rejections in (the projector's own after an import).
+    rejections: Option<Store>,
 }
 
 impl ProjectorSource {
     /// `cfg` must be the configuration the projector was built with.
     pub fn new(projector: Projector, cfg: Config) -> ProjectorSource {
-        ProjectorSource { projector, cfg, ingest: None }
+        ProjectorSource { projector, cfg, ingest: None, rejections: None }
     }
 
     /// Exports the in-process ingest counters on `/metrics` (in `registry serve`).
     pub fn with_ingest_metrics(mut self, m: Arc<IngestMetrics>) -> ProjectorSource {
         self.ingest = Some(m);
+        self
+    }
+
+    /// Serves `GET /rejections` from `store`: the ingest's (in `registry serve`, or
+    /// `DIR/ingest/store` beside a serve layout's projector) or, after `registry import`, the
+    /// one store that holds both.
+    pub fn with_rejections(mut self, store: Store) -> ProjectorSource {
+        self.rejections = Some(store);
         self
     }
 }
@@ -151,5 +166,15 @@ impl RegistryView for ProjectorSource {
             alerts_by_kind,
             ingest_counters: self.ingest.as_ref().map(|m| m.render()),
         })
+    }
+
+    fn rejections(&self, filter: &RejectionFilter, limit: usize) -> Result<Option<Vec<RejectionEntry>>, SourceError> {
+        let Some(store) = &self.rejections else { return Ok(None) };
+        let mut out = Vec::new();
+        registry_ingest::for_each_rejection(store, filter, |entry| {
+            out.push(entry);
+            out.len() < limit
+        })?;
+        Ok(Some(out))
     }
 }

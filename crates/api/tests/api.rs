@@ -497,3 +497,47 @@ async fn a_retraction_naming_another_patients_event_does_not_lend_its_site() {
     let list = get(&app, &format!("/patients?as_of={}", f.cutoff), Some(FUSCC)).await.json();
     assert!(list["patients"].as_array().expect("list").iter().any(|l| l["patient_id"] == b.as_str()), "listed for fuscc");
 }
+
+#[tokio::test]
+async fn rejections_are_listed_per_site_filtered_and_paged() {
+    let f = Fixture::new(4);
+    let store = f.projector.store();
+    // The fixture kept one malformed file input (no site); two more come from two sites' subjects.
+    let at = f.received_micros + 1_000_000;
+    for (site, bytes) in [("fuscc", &b"{\"event_id\": 1"[..]), ("pumch", &b"[]"[..])] {
+        let subject = format!("registry.events.{site}.followup.recorded");
+        let input = registry_ingest::RawInput { bytes, source: &subject, subject_site: Some(site) };
+        registry_ingest::ingest_batch(store, &[input], at).expect("ingest");
+    }
+    let app = f.app();
+    let ids = |v: &Value| -> Vec<u64> {
+        v["rejections"].as_array().expect("list").iter().map(|r| r["id"].as_u64().expect("id")).collect()
+    };
+
+    let all = get(&app, "/rejections", Some(ALL)).await.json();
+    assert_eq!((all["count"].as_u64(), ids(&all)), (Some(3), vec![1, 2, 3]), "{all}");
+    let fuscc = &all["rejections"][1];
+    assert_eq!(fuscc["site"], "fuscc");
+    assert_eq!(fuscc["source"], "registry.events.fuscc.followup.recorded");
+    assert_eq!(fuscc["reason"], "malformed");
+    assert_eq!(fuscc["raw"], "{\"event_id\": 1");
+    assert!(all["rejections"][0]["site"].is_null(), "a file input that names no site");
+    assert_eq!(all["rejections"][2]["reason"], "schema");
+
+    // A site's token reads its own site's rejections only, and may not ask for another's.
+    assert_eq!(ids(&get(&app, "/rejections", Some(FUSCC)).await.json()), [2]);
+    assert_eq!(ids(&get(&app, "/rejections", Some(PUMCH)).await.json()), [3]);
+    assert_eq!(get(&app, "/rejections?site=pumch", Some(FUSCC)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(ids(&get(&app, "/rejections?site=pumch", Some(ALL)).await.json()), [3]);
+
+    assert_eq!(ids(&get(&app, "/rejections?reason=malformed", Some(ALL)).await.json()), [1, 2]);
+    assert_eq!(get(&app, "/rejections?reason=nope", Some(ALL)).await.status, StatusCode::BAD_REQUEST);
+    let page = get(&app, "/rejections?limit=2", Some(ALL)).await.json();
+    assert_eq!((ids(&page), page["next_after"].as_u64()), (vec![1, 2], Some(2)));
+    let rest = get(&app, "/rejections?limit=2&after=2", Some(ALL)).await.json();
+    assert_eq!((ids(&rest), rest["next_after"].is_null()), (vec![3], true));
+    // known_at: what the registry had by an instant (the sites' inputs came a second later).
+    let before = chrono::DateTime::from_timestamp_micros(f.received_micros).expect("time").to_rfc3339();
+    let then = get(&app, &format!("/rejections?known_at={}", before.replace('+', "%2B")), Some(ALL)).await.json();
+    assert_eq!(ids(&then), [1], "{then}");
+}

@@ -64,11 +64,12 @@ fn store_dir(data: &Path) -> PathBuf {
 }
 
 /// The API router for `registry serve`, over the projector it runs (same process, same sled
-/// handle) with the ingest counters on `/metrics`. `None` when no API token is configured
+/// handle) with the ingest counters on `/metrics` and the ingest's rejections on `/rejections`. `None` when no API token is configured
 /// (`REGISTRY_API_TOKENS` or a `REGISTRY_API_CONFIG` file): then `serve` keeps the plain
 /// operations endpoint.
 pub(crate) fn serve_router(
     projector: Projector,
+    ingest_store: registry_store::Store,
     metrics: Arc<registry_ingest::IngestMetrics>,
 ) -> anyhow::Result<Option<axum::Router>> {
     let config = std::env::var_os("REGISTRY_API_CONFIG").map(PathBuf::from);
@@ -77,7 +78,9 @@ pub(crate) fn serve_router(
         return Ok(None);
     }
     let tokens = load_tokens(config.as_deref())?;
-    let source = Arc::new(ProjectorSource::new(projector, Config::default()).with_ingest_metrics(metrics));
+    let source = Arc::new(
+        ProjectorSource::new(projector, Config::default()).with_ingest_metrics(metrics).with_rejections(ingest_store),
+    );
     Ok(Some(registry_api::router(source, ApiConfig { tokens, ..ApiConfig::default() })))
 }
 
@@ -96,8 +99,17 @@ pub(crate) fn run(args: ApiArgs) -> anyhow::Result<ExitCode> {
     let dir = store_dir(&args.data);
     let store = registry_store::Store::open(&dir)
         .with_context(|| format!("cannot open the store in {} (is another registry process using it?)", dir.display()))?;
+    // The rejections: in the same store after an import; the ingest's beside a serve layout's
+    // projector store (no process holds it while `registry api` runs alone).
+    let ingest_dir = args.data.join("ingest").join("store");
+    let rejections = if dir.ends_with(Path::new("projector/store")) && ingest_dir.exists() {
+        registry_store::Store::open_lazy(&ingest_dir)
+            .with_context(|| format!("cannot open the ingest's store in {} (is a service using it?)", ingest_dir.display()))?
+    } else {
+        store.clone()
+    };
     let projector = Projector::new(store, Config::default());
-    let source = Arc::new(ProjectorSource::new(projector, Config::default()));
+    let source = Arc::new(ProjectorSource::new(projector, Config::default()).with_rejections(rejections));
     let app = registry_api::router(
         source,
         ApiConfig { tokens, rate_per_sec: args.rate_per_sec, rate_burst: args.rate_burst, ..ApiConfig::default() },

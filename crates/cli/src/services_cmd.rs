@@ -349,7 +349,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let addr = args.http;
             // With API tokens configured (REGISTRY_API_TOKENS / REGISTRY_API_CONFIG), the HTTP API and
             // dashboard take --http, sharing the projector's handle; otherwise the operations endpoint.
-            match crate::api_cmd::serve_router(projector.clone(), metrics.clone())? {
+            match crate::api_cmd::serve_router(projector.clone(), ingest_store.clone(), metrics.clone())? {
                 Some(app) => tasks.spawn(async move { crate::api_cmd::serve_on(addr, app, t.cancelled_owned()).await }),
                 None => tasks.spawn(async move { crate::ops_http::serve(addr, ops, t.cancelled_owned()).await }),
             };

@@ -229,6 +229,32 @@ fn registry_serve_with_api_tokens_serves_the_api_and_dashboard_on_the_live_proje
     assert!(raw.starts_with("HTTP/1.1 200"), "the cookie signs in: {}", raw.lines().next().unwrap_or_default());
     assert_eq!(http_head(port, "/ui/login?token=not-a-token-of-this-registry").0, 401);
 
+    // A site sends an event the contract refuses: the live API lists the ingest's rejection.
+    let bad = serde_json::json!({
+        "event_id": "5b0e1f0a-3c1d-4f7e-9a55-0c3f1d2e4b61", "event_type": "followup.recorded", "schema_version": 1,
+        "patient_id": "P001", "site_id": "fuscc", "occurred_on": "2016-05-03",
+        "recorded_at": "2016-05-04T09:12:00Z", "supersedes": null, "payload": {"status": "dancing"}
+    })
+    .to_string();
+    let bad_file = tmp.path().join("bad.ndjson");
+    std::fs::write(&bad_file, format!("{bad}\n")).expect("write");
+    let publish = registry().arg("publish").arg(&bad_file).arg("--nats").arg(&url).output().expect("publish");
+    assert!(publish.status.success(), "{}", String::from_utf8_lossy(&publish.stderr));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let (status, body) = http_get(port, "/rejections", Some(TOKEN));
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("rejections JSON");
+        if v["count"] == 1 {
+            break v["rejections"][0].clone();
+        }
+        assert!(Instant::now() < deadline, "the rejection is not listed: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(listed["source"], "registry.events.fuscc.followup.recorded");
+    assert_eq!((listed["site"].as_str(), listed["reason"].as_str()), (Some("fuscc"), Some("schema")));
+    assert_eq!(listed["raw"], bad.as_str());
+
     // SIGTERM: serve stops cleanly.
     let pid = serve.0.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
@@ -243,4 +269,10 @@ fn registry_serve_with_api_tokens_serves_the_api_and_dashboard_on_the_live_proje
     assert!(status.success(), "serve exits 0: {}", std::fs::read_to_string(&log_path).unwrap_or_default());
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert!(!log.contains(TOKEN), "the token reached the log");
+
+    // Stopped, its data directory answers `registry rejections` the same.
+    let out = registry().arg("rejections").arg("--data").arg(tmp.path().join("live")).output().expect("rejections");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offline: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(offline, listed);
 }

@@ -9,7 +9,9 @@
 
 mod batch;
 mod metrics;
+mod rejections;
 pub mod service;
 
 pub use batch::{ingest_batch, ingest_batch_accepted, AcceptedEvent, BatchSummary, InputOutcome, RawInput};
 pub use metrics::IngestMetrics;
+pub use rejections::{for_each_rejection, RejectionEntry, RejectionFilter, Resolution};

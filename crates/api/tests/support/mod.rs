@@ -71,7 +71,10 @@ impl Fixture {
     }
 
     pub fn app_with(&self, cfg: ApiConfig) -> Router {
-        registry_api::router(Arc::new(ProjectorSource::new(self.projector.clone(), Config::default())), cfg)
+        // One store holds events and rejections, as after `registry import`.
+        let source = ProjectorSource::new(self.projector.clone(), Config::default())
+            .with_rejections(self.projector.store().clone());
+        registry_api::router(Arc::new(source), cfg)
     }
 
     /// (patient_id, site) of every stored patient.
