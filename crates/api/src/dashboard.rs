@@ -162,10 +162,21 @@ pub(crate) async fn overview(
         let report = crate::report::build(&visible, &view);
         let alerts = visible_alerts(src.as_ref(), &scope2, i64::MIN, view.known_at, None, usize::MAX)?;
         let labels: Vec<Value> = visible.iter().map(|v| labels_value(&v.projection)).collect();
-        Ok((labels, report, alerts))
+        // The scope's rejections no fixed resend has resolved yet (a few, in a working registry).
+        let filter = registry_ingest::RejectionFilter {
+            site: match &scope2 {
+                Scope::All => None,
+                Scope::Site(s) => Some(s.clone()),
+            },
+            open: true,
+            known_at_micros: view.known_at.map(|t| t.timestamp_micros()),
+            ..registry_ingest::RejectionFilter::default()
+        };
+        let rejections = src.rejections(&filter, OPEN_REJECTIONS_READ)?;
+        Ok((labels, report, alerts, rejections))
     })
     .await;
-    let (labels, report, alerts) = match res {
+    let (labels, report, alerts, rejections) = match res {
         Ok(x) => x,
         Err(e) => return err_page(e),
     };
@@ -238,7 +249,16 @@ pub(crate) async fn overview(
                 esc(&facts)
             );
         }
-        let _ = write!(body, "</tbody></table><p class=\"muted\">Latest 50 of {} (JSON: <code>/alerts</code>).</p>", alerts.len());
+        let _ = write!(
+            body,
+            "</tbody></table><p class=\"muted\">Latest {} of {} (JSON: <code>/alerts</code>).</p>",
+            alerts.len().min(50),
+            alerts.len()
+        );
+    }
+
+    if let Some(rejections) = &rejections {
+        rejections_section(&mut body, rejections);
     }
 
     body.push_str("<h2>Patients</h2><p>");
@@ -257,6 +277,38 @@ pub(crate) async fn overview(
     let _ = write!(body, "<a href=\"{}\">all</a></p>", esc(&with_qs("/ui/patients", &qs)));
     body.push_str(&patient_table(&labels, &qs));
     page("Registry overview", &qs, &body).into_response()
+}
+
+/// At most this many open rejections are read for the overview.
+const OPEN_REJECTIONS_READ: usize = 10_000;
+
+/// "Rejected inputs to fix": the open rejections, newest first, the latest 20 shown.
+fn rejections_section(body: &mut String, open: &[registry_ingest::RejectionEntry]) {
+    body.push_str("<h2>Rejected inputs to fix</h2>");
+    if open.is_empty() {
+        body.push_str("<p class=\"muted\" id=\"open-rejections\">None open: every refused input was sent again fixed, or none was refused.</p>");
+        return;
+    }
+    body.push_str("<table class=\"rejections\" id=\"open-rejections\"><thead><tr><th>rejected at</th><th>site</th><th>reason</th><th>what is wrong</th><th>event_id</th><th>source</th></tr></thead><tbody>");
+    for r in open.iter().rev().take(20) {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
+            esc(&r.rejected_at),
+            esc(r.site.as_deref().unwrap_or("–")),
+            esc(&r.reason),
+            esc(&r.message),
+            esc(r.event_id.as_deref().unwrap_or("–")),
+            esc(&r.source)
+        );
+    }
+    let more = if open.len() == OPEN_REJECTIONS_READ { " or more" } else { "" };
+    let _ = write!(
+        body,
+        "</tbody></table><p class=\"muted\">Latest {} of {}{more} not yet sent again fixed (JSON with the raw inputs: <code>/rejections?open=true</code>; on the command line: <code>registry rejections --open</code>).</p>",
+        open.len().min(20),
+        open.len()
+    );
 }
 
 fn select(name: &str, current: &Option<String>, options: &[(&str, &str)]) -> String {

@@ -540,4 +540,13 @@ async fn rejections_are_listed_per_site_filtered_and_paged() {
     let before = chrono::DateTime::from_timestamp_micros(f.received_micros).expect("time").to_rfc3339();
     let then = get(&app, &format!("/rejections?known_at={}", before.replace('+', "%2B")), Some(ALL)).await.json();
     assert_eq!(ids(&then), [1], "{then}");
+
+    // The dashboard's overview lists the open ones of the token's scope.
+    let q = format!("?as_of={}", f.cutoff);
+    let home = get(&app, &format!("/{q}"), Some(ALL)).await.body;
+    assert!(home.contains("Rejected inputs to fix") && home.contains("Latest 3 of 3 not yet sent again fixed"), "{home}");
+    assert!(home.contains("registry.events.fuscc.followup.recorded") && home.contains("registry.events.pumch.followup.recorded"));
+    let fuscc_home = get(&app, &format!("/{q}"), Some(FUSCC)).await.body;
+    assert!(fuscc_home.contains("registry.events.fuscc.followup.recorded"), "{fuscc_home}");
+    assert!(!fuscc_home.contains("pumch.followup") && !fuscc_home.contains("test:bad"), "another site's rejections leak");
 }
