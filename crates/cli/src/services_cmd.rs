@@ -523,6 +523,19 @@ pub(crate) fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        if duplicate > 0 {
+            // The server dropped them (same Nats-Msg-Id = event_id inside EVENTS' window). Harmless
+            // for a repeat; not for a fixed version of a rejected event sent under the same id.
+            let window = match js.get_stream(registry_bus::EVENTS).await {
+                Ok(mut stream) => stream.info().await.ok().map(|i| format!(" ({} s)", i.config.duplicate_window.as_secs())),
+                Err(_) => None,
+            };
+            eprintln!(
+                "{duplicate} event(s) not stored: their event_id was published in the stream's duplicate window{}. \
+                 A fixed version of a rejected event sent under the same event_id inside that window is dropped too: send it again after the window.",
+                window.unwrap_or_default()
+            );
+        }
         println!("{}", serde_json::json!({"lines": total as u64 + skipped, "published": published, "duplicate": duplicate, "skipped": skipped, "failed": failed}));
         Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
     })

@@ -254,6 +254,15 @@ fn registry_serve_with_api_tokens_serves_the_api_and_dashboard_on_the_live_proje
     assert_eq!(listed["source"], "registry.events.fuscc.followup.recorded");
     assert_eq!((listed["site"].as_str(), listed["reason"].as_str()), (Some("fuscc"), Some("schema")));
     assert_eq!(listed["raw"], bad.as_str());
+    // Its fix sent at once under the same event_id falls in EVENTS' duplicate window: the server
+    // drops it, and the feeder says so rather than counting it as published.
+    std::fs::write(&bad_file, format!("{}\n", bad.replace("dancing", "alive"))).expect("write");
+    let again = registry().arg("publish").arg(&bad_file).arg("--nats").arg(&url).output().expect("publish");
+    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&again.stdout).expect("summary");
+    assert_eq!((summary["published"].as_u64(), summary["duplicate"].as_u64()), (Some(0), Some(1)), "{summary}");
+    let hint = String::from_utf8_lossy(&again.stderr);
+    assert!(hint.contains("duplicate window (120 s)") && hint.contains("send it again after the window"), "{hint}");
 
     // SIGTERM: serve stops cleanly.
     let pid = serve.0.id().to_string();
