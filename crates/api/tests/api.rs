@@ -448,7 +448,7 @@ async fn a_cached_patient_answer_gives_way_to_an_append() {
         }),
     };
     let bytes = death.canonical_json();
-    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:death", subject_site: None };
+    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:death", subject_site: None, stream_seq: None };
     registry_ingest::ingest_batch(f.projector.store(), &[input], chrono::Utc::now().timestamp_micros()).expect("ingest");
     let after = get(&app, &uri, Some(ALL)).await;
     assert_eq!(after.json()["death_date"], f.cutoff.to_string(), "the append retired the cached answer");
@@ -477,7 +477,7 @@ async fn a_retraction_naming_another_patients_event_does_not_lend_its_site() {
         "payload": {"target_event_id": first_of(a).1.to_string(), "reason": "entered for the wrong patient"}
     });
     let bytes = serde_json::to_vec(&retraction).expect("json");
-    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:cross", subject_site: None };
+    let input = registry_ingest::RawInput { bytes: &bytes, source: "test:cross", subject_site: None, stream_seq: None };
     let outcome = registry_ingest::ingest_batch(store, &[input], chrono::Utc::now().timestamp_micros()).expect("ingest");
     assert!(matches!(outcome[0], registry_ingest::InputOutcome::Accepted { .. }), "{outcome:?}");
     f.projector.catch_up(f.cutoff).expect("catch up");
@@ -506,7 +506,7 @@ async fn rejections_are_listed_per_site_filtered_and_paged() {
     let at = f.received_micros + 1_000_000;
     for (site, bytes) in [("fuscc", &b"{\"event_id\": 1"[..]), ("pumch", &b"[]"[..])] {
         let subject = format!("registry.events.{site}.followup.recorded");
-        let input = registry_ingest::RawInput { bytes, source: &subject, subject_site: Some(site) };
+        let input = registry_ingest::RawInput { bytes, source: &subject, subject_site: Some(site), stream_seq: None };
         registry_ingest::ingest_batch(store, &[input], at).expect("ingest");
     }
     let app = f.app();

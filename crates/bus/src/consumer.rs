@@ -60,6 +60,79 @@ pub async fn durable_pull_consumer_with(
         })
 }
 
+/// What [`replay_if_store_behind`] found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerStart {
+    /// No such consumer yet: it is created and reads the stream from the start.
+    New,
+    /// The consumer goes on from where it is: the store holds every message it acknowledged.
+    Resume {
+        /// The consumer's ack floor (every message up to this stream sequence acknowledged).
+        acked_through: u64,
+    },
+    /// The consumer had acknowledged messages the store does not hold (a store restored from a
+    /// backup, or lost): it was deleted, so that it is created again and the service reads the
+    /// stream from its first message; what the store already holds is recognised as duplicate.
+    Replay {
+        /// The consumer's ack floor before it was deleted.
+        acked_through: u64,
+        /// The last stream sequence the store holds the effect of (`None`: no record).
+        store_through: Option<u64>,
+    },
+}
+
+/// Checks durable consumer `name` on `stream` against the service's store before the service
+/// (re)creates it (docs/bus.md, "A store restored from a backup").
+///
+/// `store_through`: the highest stream sequence whose effect the store holds (recorded with each
+/// batch, durable no later than the batch's ack), `None` when the store has no such record.
+/// `store_empty`: the store holds nothing at all. The consumer has acknowledged every message up
+/// to its ack floor, and acknowledges only after the effect is durable, so a store holding less
+/// than the ack floor lost messages: it was restored from an older copy, or lost. Then the
+/// consumer is deleted and the caller creates it again from the start of the stream: every
+/// message is read again, nothing acknowledged is lost, and the store's own idempotency keys
+/// (event_id, a rejection's stream sequence) absorb what it already holds. A store with no
+/// record but with contents (written before the record existed) is taken as current.
+pub async fn replay_if_store_behind(
+    js: &jetstream::Context,
+    stream: &str,
+    name: &str,
+    store_through: Option<u64>,
+    store_empty: bool,
+) -> Result<ConsumerStart, BusError> {
+    let state_err = |action: &'static str, message: String| BusError::ConsumerState {
+        action,
+        stream: stream.to_owned(),
+        consumer: name.to_owned(),
+        message,
+    };
+    let s = js.get_stream(stream).await.map_err(|e| state_err("read", e.to_string()))?;
+    let info = match s.consumer_info(name).await {
+        Ok(info) => info,
+        Err(e) if consumer_not_found(&e) => return Ok(ConsumerStart::New),
+        Err(e) => return Err(state_err("read", e.to_string())),
+    };
+    let acked_through = info.ack_floor.stream_sequence;
+    let behind = match store_through {
+        Some(through) => through < acked_through,
+        None => store_empty && acked_through > 0,
+    };
+    if !behind {
+        return Ok(ConsumerStart::Resume { acked_through });
+    }
+    s.delete_consumer(name).await.map_err(|e| state_err("delete", e.to_string()))?;
+    Ok(ConsumerStart::Replay { acked_through, store_through })
+}
+
+fn consumer_not_found(e: &async_nats::jetstream::context::ConsumerInfoError) -> bool {
+    use async_nats::jetstream::context::ConsumerInfoErrorKind as K;
+    match e.kind() {
+        K::NotFound => true,
+        K::JetStream(j) => j.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND,
+        _ => false,
+    }
+}
+
 /// Waits for the next message of `messages`, then takes every further message that is already
 /// there, up to `max` in all: a group-commit batch that grows with the backlog. `None` when the
 /// stream ended. Errors of the stream (a missed heartbeat, a reconnect) are logged and skipped.

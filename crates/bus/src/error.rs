@@ -57,6 +57,19 @@ pub enum BusError {
         #[source]
         source: async_nats::jetstream::stream::ConsumerError,
     },
+    /// A durable consumer's state could not be read or the consumer could not be deleted (at
+    /// start-up, [`crate::replay_if_store_behind`]). Fatal at start-up.
+    #[error("cannot {action} consumer {consumer} on stream {stream}: {message}")]
+    ConsumerState {
+        /// What was attempted (`read`, `delete`).
+        action: &'static str,
+        /// The stream name.
+        stream: String,
+        /// The durable name.
+        consumer: String,
+        /// The server's or client's answer.
+        message: String,
+    },
     /// The publish was not acknowledged after every retry (timeouts, server down, JetStream
     /// not ready). Transient: keep the message (outbox), do not ack upstream, retry later.
     /// Republishing with the same `Nats-Msg-Id` is safe: the server drops the copy.

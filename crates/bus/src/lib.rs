@@ -18,7 +18,9 @@ pub mod subjects;
 
 pub use config::{BusConfig, Credentials, Secret, StreamLimits};
 pub use connect::{connect, connect_jetstream, jetstream_context};
-pub use consumer::{durable_pull_consumer, durable_pull_consumer_with, next_batch, next_batch_lingering};
+pub use consumer::{
+    durable_pull_consumer, durable_pull_consumer_with, next_batch, next_batch_lingering, replay_if_store_behind, ConsumerStart,
+};
 pub use error::BusError;
 pub use publish::{publish_with_id, publish_with_id_and_policy, PublishOutcome, RetryPolicy};
 pub use streams::{ensure_streams, stream_configs, ACCEPTED, ALERTS, EVENTS, REJECTED};

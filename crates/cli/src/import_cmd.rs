@@ -123,7 +123,7 @@ fn import_batch(
     let inputs: Vec<RawInput<'_>> = lines
         .iter()
         .zip(&sources)
-        .map(|((_, bytes), source)| RawInput { bytes, source, subject_site: None })
+        .map(|((_, bytes), source)| RawInput { bytes, source, subject_site: None, stream_seq: None })
         .collect();
     let outcomes = ingest_batch(store, &inputs, now_micros()).context("append to the store failed")?;
     for ((no, _), outcome) in lines.iter().zip(&outcomes) {

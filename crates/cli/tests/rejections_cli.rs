@@ -118,7 +118,7 @@ fn a_serve_data_directory_lists_the_ingests_rejections_with_the_subjects_site() 
             (&big[..], "registry.events.fuscc.imaging.assessed", "too_large"),
         ] {
             store
-                .reject(Rejection { raw, source, reason, message: "why", at_micros: 1_700_000_000_000_000 })
+                .reject(Rejection { raw, source, reason, message: "why", at_micros: 1_700_000_000_000_000, stream_seq: None })
                 .expect("reject");
         }
     }

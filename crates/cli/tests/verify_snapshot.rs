@@ -186,7 +186,7 @@ fn a_stale_entry_is_skipped_but_one_claiming_to_be_current_is_checked() {
             "payload": {"status": "alive"}
         })
         .to_string();
-        let input = RawInput { bytes: event.as_bytes(), source: "test", subject_site: None };
+        let input = RawInput { bytes: event.as_bytes(), source: "test", subject_site: None, stream_seq: None };
         let outcome = ingest_batch(&store, &[input], chrono::Utc::now().timestamp_micros()).expect("append");
         let seq = match &outcome[..] {
             [InputOutcome::Accepted { seq, .. }] => *seq,

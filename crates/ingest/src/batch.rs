@@ -15,6 +15,9 @@ pub struct RawInput<'a> {
     pub source: &'a str,
     /// The site token of the bus subject it arrived on; `None` for file imports.
     pub subject_site: Option<&'a str>,
+    /// The EVENTS stream sequence of the bus message; `None` for file imports. A rejected bus
+    /// message is kept once, however often it is delivered.
+    pub stream_seq: Option<u64>,
 }
 
 /// What happened to one input.
@@ -153,6 +156,7 @@ pub fn ingest_batch_accepted(
                 reason: r.reason.code(),
                 message: &r.message,
                 at_micros: now_micros,
+                stream_seq: inputs[*i].stream_seq,
             })
             .collect();
         let ids = store.reject_batch(&stored)?;

@@ -239,6 +239,7 @@ pub async fn run(
     metrics: Arc<IngestMetrics>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), IngestError> {
+    resume_or_replay(&store, &js, &cfg.consumer).await?;
     let consumer = registry_bus::durable_pull_consumer_with(
         &js,
         registry_bus::EVENTS,
@@ -269,21 +270,29 @@ pub async fn run(
         let started = Instant::now();
         let subjects: Vec<String> = msgs.iter().map(|m| m.subject.to_string()).collect();
         let payloads: Vec<bytes::Bytes> = msgs.iter().map(|m| m.payload.clone()).collect();
+        let stream_seqs: Vec<Option<u64>> = msgs.iter().map(|m| m.info().ok().map(|i| i.stream_sequence)).collect();
         let now = chrono::Utc::now().timestamp_micros();
         let outcomes = {
             let store = store.clone();
             let subjects = subjects.clone();
+            let consumer = cfg.consumer.clone();
             tokio::task::spawn_blocking(move || {
                 let inputs: Vec<RawInput<'_>> = payloads
                     .iter()
                     .zip(&subjects)
-                    .map(|(bytes, subject)| RawInput {
+                    .zip(&stream_seqs)
+                    .map(|((bytes, subject), stream_seq)| RawInput {
                         bytes,
                         source: subject,
                         // A subject without a readable site token can match no event: mismatch.
                         subject_site: Some(subjects::site_of_events_subject(subject).unwrap_or("")),
+                        stream_seq: *stream_seq,
                     })
                     .collect();
+                // Durable with the batch's flush, before any of it is acknowledged.
+                if let Some(last) = stream_seqs.iter().flatten().max() {
+                    store.note_bus_through(&consumer, *last)?;
+                }
                 let (outcomes, accepted) = ingest_batch_accepted(&store, &inputs, now)?;
                 Ok::<_, IngestError>((outcomes, accepted.into_iter().map(Outgoing::from).collect::<Vec<_>>()))
             })
@@ -313,6 +322,30 @@ pub async fn run(
     }
     published?;
     tracing::info!("ingest stopped");
+    Ok(())
+}
+
+/// Before the consumer is created: when it had acknowledged messages this store does not hold
+/// (the store was restored from a backup, or lost), it is deleted, so that it is created again
+/// and EVENTS is read from its first message; the events the store holds come again as
+/// duplicates (event_id) and its rejections are not kept twice (stream sequence). docs/bus.md,
+/// "A store restored from a backup".
+async fn resume_or_replay(store: &Store, js: &jetstream::Context, consumer: &str) -> Result<(), IngestError> {
+    let through = store.bus_through(consumer)?;
+    let empty = store.holds_nothing()?;
+    match registry_bus::replay_if_store_behind(js, registry_bus::EVENTS, consumer, through, empty).await? {
+        registry_bus::ConsumerStart::Replay { acked_through, store_through } => tracing::warn!(
+            consumer,
+            acked_through,
+            store_through = store_through.unwrap_or(0),
+            "the store holds less than EVENTS delivered and acknowledged (restored from a backup, or lost): reading EVENTS again from its first message"
+        ),
+        registry_bus::ConsumerStart::Resume { acked_through } if through.is_none() => {
+            // A store written before the position was recorded: taken as current.
+            store.note_bus_through(consumer, acked_through)?;
+        }
+        _ => {}
+    }
     Ok(())
 }
 

@@ -214,6 +214,7 @@ pub async fn run(
     cfg: ProjectorConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServiceError> {
+    resume_or_replay(&projector, &js, &cfg.consumer).await?;
     let consumer = registry_bus::durable_pull_consumer_with(
         &js,
         registry_bus::ACCEPTED,
@@ -266,7 +267,7 @@ pub async fn run(
             }
             b = registry_bus::next_batch_lingering(&mut messages, cfg.batch_max, cfg.linger) => {
                 let Some(msgs) = b else { break };
-                match store_batch(&projector, msgs).await {
+                match store_batch(&projector, &cfg.consumer, msgs).await {
                     Ok(projected) => {
                         if tx.send(projected).await.is_err() {
                             // The publish stage stopped with an error: it is reported below.
@@ -334,10 +335,37 @@ async fn publish_stage(
     Ok(())
 }
 
+/// Before the consumer is created: when it had acknowledged messages this store does not hold
+/// (restored from a backup, or lost), it is deleted, so that it is created again and the
+/// partition of ACCEPTED is read from its first message; the events the store holds come again
+/// as duplicates (event_id), the others are projected, and their alerts keep their alert_ids.
+/// docs/bus.md, "A store restored from a backup".
+async fn resume_or_replay(projector: &Projector, js: &jetstream::Context, consumer: &str) -> Result<(), ServiceError> {
+    let store = projector.store();
+    let through = store.bus_through(consumer)?;
+    let empty = store.holds_nothing()?;
+    match registry_bus::replay_if_store_behind(js, registry_bus::ACCEPTED, consumer, through, empty).await? {
+        registry_bus::ConsumerStart::Replay { acked_through, store_through } => tracing::warn!(
+            consumer,
+            acked_through,
+            store_through = store_through.unwrap_or(0),
+            "the store holds less than ACCEPTED delivered and acknowledged (restored from a backup, or lost): reading ACCEPTED again from its first message"
+        ),
+        registry_bus::ConsumerStart::Resume { acked_through } if through.is_none() => {
+            // A store written before the position was recorded: taken as current.
+            store.note_bus_through(consumer, acked_through)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The store stage of one batch: the events into the projector's log (one flush), then
 /// catch-up on the events just decoded (alerts, then labels and checkpoint, one flush).
-async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Result<Projected, ServiceError> {
+async fn store_batch(projector: &Projector, consumer: &str, msgs: Vec<jetstream::Message>) -> Result<Projected, ServiceError> {
     let started = Instant::now();
+    let last_stream_seq = msgs.iter().filter_map(|m| m.info().ok().map(|i| i.stream_sequence)).max();
+    let consumer = consumer.to_owned();
     let now = chrono::Utc::now().timestamp_micros();
     let mut rows: Vec<(String, String, bytes::Bytes, i64)> = Vec::with_capacity(msgs.len());
     let mut decoded = Vec::with_capacity(msgs.len());
@@ -363,6 +391,10 @@ async fn store_batch(projector: &Projector, msgs: Vec<jetstream::Message>) -> Re
             .iter()
             .map(|(id, pid, content, at)| NewEvent { event_id: id, patient_id: pid, content, received_at_micros: *at })
             .collect();
+        // Durable with the append's flush, before any of the batch is acknowledged.
+        if let Some(last) = last_stream_seq {
+            p.store().note_bus_through(&consumer, last)?;
+        }
         let outcomes = p.store().append_batch(&events)?;
         // The events just stored are decoded already: catch-up reuses them instead of decoding
         // the same bytes again from the log.

@@ -7,6 +7,8 @@ use crate::log::Store;
 
 const LABEL: u8 = b'l';
 const THROUGH_SEQ_KEY: &[u8] = b"m:labels_through_seq";
+/// Meta key prefix of [`Store::note_bus_through`], followed by the consumer's durable name.
+const BUS_THROUGH: &str = "m:bus_through:";
 
 fn label_key(patient_id: &str) -> Vec<u8> {
     crate::codec::str_key(LABEL, patient_id)
@@ -75,6 +77,36 @@ impl Store {
             })?;
             Ok((pid, v.to_vec()))
         })
+    }
+
+    /// Records that the store holds the effect of every message up to stream sequence `seq`
+    /// that bus consumer `consumer` delivered (kept as the largest seen). Not flushed: it is
+    /// durable with the flush that makes the batch durable, before the batch is acknowledged.
+    /// [`Store::bus_through`] reads it back at start-up (docs/bus.md, "A store restored from a
+    /// backup").
+    pub fn note_bus_through(&self, consumer: &str, seq: u64) -> Result<(), StoreError> {
+        let key = format!("{BUS_THROUGH}{consumer}");
+        self.meta.fetch_and_update(key.as_bytes(), |old| {
+            let before = old.and_then(|v| <[u8; 8]>::try_from(v).ok()).map_or(0, u64::from_be_bytes);
+            Some(before.max(seq).to_be_bytes().to_vec())
+        })?;
+        Ok(())
+    }
+
+    /// What [`Store::note_bus_through`] recorded for `consumer` (`None`: nothing yet).
+    pub fn bus_through(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        let key = format!("{BUS_THROUGH}{consumer}");
+        match self.meta.get(key.as_bytes())? {
+            None => Ok(None),
+            Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                .map(|b| Some(u64::from_be_bytes(b)))
+                .map_err(|_| StoreError::corrupt(format!("meta {key}"), format!("{} bytes, 8 expected", v.len()))),
+        }
+    }
+
+    /// Whether the store holds nothing: no event and no rejection.
+    pub fn holds_nothing(&self) -> Result<bool, StoreError> {
+        Ok(self.last_seq() == 0 && self.rejected.first()?.is_none())
     }
 
     /// Stores `value` under `key` in the meta/checkpoint tree and flushes.

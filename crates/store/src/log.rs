@@ -304,7 +304,8 @@ impl Store {
         if !rejections.is_empty() {
             let (batch, new_ids) = self.stage_rejections(&w, rejections)?;
             self.rejected.apply_batch(batch)?;
-            w.next_rejection_id += new_ids.len() as u64;
+            // Ids run on from the largest given (a bus message kept before keeps its id).
+            w.next_rejection_id = new_ids.iter().map(|id| id + 1).max().unwrap_or(0).max(w.next_rejection_id);
             ids = new_ids;
         }
         drop(w);

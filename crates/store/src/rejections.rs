@@ -10,6 +10,8 @@ use crate::log::{Store, Writer};
 
 const RECORD: u8 = b'r';
 const COUNT: u8 = b'c';
+/// `q` ‖ stream sequence (8, big-endian) → the id of the rejection of that bus message.
+const STREAM_SEQ: u8 = b'q';
 /// `n` → the next rejection id (u64 BE), so ids are never reused even after removals.
 const NEXT_ID_KEY: &[u8] = b"n";
 /// at (8) ‖ resent_at (8, i64::MIN = not resent) ‖ three u32 lengths (12).
@@ -29,6 +31,10 @@ pub struct Rejection<'a> {
     pub message: &'a str,
     /// When it was rejected, Unix microseconds.
     pub at_micros: i64,
+    /// The EVENTS stream sequence of the bus message it came in (`None` for a file line): a bus
+    /// message's rejection is kept once, however often the message is delivered (a redelivery
+    /// after a crash between the flush and the ack, a replay into a restored store).
+    pub stream_seq: Option<u64>,
 }
 
 /// A rejection read back.
@@ -55,6 +61,20 @@ fn record_key(id: u64) -> [u8; 9] {
     k[0] = RECORD;
     k[1..].copy_from_slice(&id.to_be_bytes());
     k
+}
+
+fn stream_seq_key(seq: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = STREAM_SEQ;
+    k[1..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn decode_id(seq: u64, v: &[u8]) -> Result<u64, StoreError> {
+    let b: [u8; 8] = v
+        .try_into()
+        .map_err(|_| StoreError::corrupt(format!("rejection of stream sequence {seq}"), format!("{} bytes, 8 expected", v.len())))?;
+    Ok(u64::from_be_bytes(b))
 }
 
 fn count_key(reason: &str) -> Vec<u8> {
@@ -167,13 +187,28 @@ impl Store {
         let mut batch = sled::Batch::default();
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         let mut ids = Vec::with_capacity(rs.len());
-        for (i, r) in rs.iter().enumerate() {
-            let id = w.next_rejection_id + i as u64;
-            batch.insert(&record_key(id), encode(r)?);
+        // Bus messages of this batch already given an id (a message delivered twice in one batch).
+        let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next = w.next_rejection_id;
+        for r in rs {
+            if let Some(seq) = r.stream_seq {
+                let kept = match seen.get(&seq) {
+                    Some(&id) => Some(id),
+                    None => self.rejected.get(stream_seq_key(seq))?.map(|v| decode_id(seq, &v)).transpose()?,
+                };
+                if let Some(id) = kept {
+                    ids.push(id);
+                    continue;
+                }
+                seen.insert(seq, next);
+                batch.insert(&stream_seq_key(seq), &next.to_be_bytes());
+            }
+            batch.insert(&record_key(next), encode(r)?);
             *counts.entry(r.reason).or_default() += 1;
-            ids.push(id);
+            ids.push(next);
+            next += 1;
         }
-        batch.insert(NEXT_ID_KEY, &(w.next_rejection_id + rs.len() as u64).to_be_bytes());
+        batch.insert(NEXT_ID_KEY, &next.to_be_bytes());
         for (reason, added) in counts {
             let key = count_key(reason);
             let before = match self.rejected.get(&key)? {

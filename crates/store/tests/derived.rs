@@ -10,6 +10,7 @@ fn rejection<'a>(raw: &'a [u8], reason: &'a str) -> Rejection<'a> {
         reason,
         message: "schema: /payload/ecog must be ≤ 4",
         at_micros: 1_700_000_000_000_123,
+        stream_seq: None,
     }
 }
 
@@ -135,4 +136,44 @@ fn meta_round_trips_across_reopen() {
     let store = Store::open(dir.path()).expect("reopen");
     assert_eq!(store.get_meta("projector.checkpoint.p3").expect("get"), Some(77u64.to_be_bytes().to_vec()));
     assert_eq!(store.get_meta("gone").expect("get"), None);
+}
+
+#[test]
+fn a_bus_message_is_rejected_once_however_often_it_is_delivered() {
+    let dir = TempDir::new().expect("tempdir");
+    let on_bus = |raw: &'static [u8], seq: u64| Rejection { stream_seq: Some(seq), ..rejection(raw, "malformed") };
+    {
+        let store = Store::open(dir.path()).expect("open");
+        // Message 7 twice in one batch, between two others; a file line has no stream sequence.
+        let ids = store
+            .reject_batch(&[on_bus(b"a", 7), rejection(b"f", "schema"), on_bus(b"a", 7), on_bus(b"b", 9)])
+            .expect("reject");
+        assert_eq!(ids, vec![1, 2, 1, 3]);
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    // Redelivered after a restart: the same id, nothing stored; ids go on after the largest.
+    assert_eq!(store.reject_batch(&[on_bus(b"b", 9), on_bus(b"c", 10)]).expect("reject"), vec![3, 4]);
+    assert_eq!(store.reject(rejection(b"f", "schema")).expect("a file line again is kept again"), 5);
+    let kept: Vec<_> = store.rejections().map(|r| r.expect("read")).map(|r| (r.id, r.raw)).collect();
+    assert_eq!(kept, vec![(1, b"a".to_vec()), (2, b"f".to_vec()), (3, b"b".to_vec()), (4, b"c".to_vec()), (5, b"f".to_vec())]);
+    let counts = store.rejection_count_by_reason().expect("counts");
+    assert_eq!((counts["malformed"], counts["schema"]), (3, 2));
+}
+
+#[test]
+fn the_bus_position_is_kept_as_the_largest_noted_and_survives_a_reopen() {
+    let dir = TempDir::new().expect("tempdir");
+    {
+        let store = Store::open(dir.path()).expect("open");
+        assert!(store.holds_nothing().expect("empty"));
+        assert_eq!(store.bus_through("ingest").expect("read"), None);
+        store.note_bus_through("ingest", 40).expect("note");
+        store.note_bus_through("ingest", 12).expect("an older batch does not move it back");
+        store.note_bus_through("projector-0", 5).expect("note");
+        store.reject(rejection(b"x", "malformed")).expect("reject and flush");
+        assert!(!store.holds_nothing().expect("a rejection"));
+    }
+    let store = Store::open(dir.path()).expect("reopen");
+    assert_eq!(store.bus_through("ingest").expect("read"), Some(40));
+    assert_eq!(store.bus_through("projector-0").expect("read"), Some(5));
 }

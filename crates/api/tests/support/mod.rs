@@ -49,12 +49,12 @@ impl Fixture {
         let inputs: Vec<RawInput<'_>> = lines
             .iter()
             .zip(&sources)
-            .map(|(b, s)| RawInput { bytes: b, source: s, subject_site: None })
+            .map(|(b, s)| RawInput { bytes: b, source: s, subject_site: None, stream_seq: None })
             .collect();
         let received_micros = chrono::Utc::now().timestamp_micros();
         ingest_batch(&store, &inputs, received_micros).expect("ingest");
         // One malformed input, so that rejections show in the metrics.
-        let bad = RawInput { bytes: b"{not json", source: "test:bad", subject_site: None };
+        let bad = RawInput { bytes: b"{not json", source: "test:bad", subject_site: None, stream_seq: None };
         ingest_batch(&store, &[bad], received_micros).expect("ingest bad");
         let projector = Projector::new(store, Config::default());
         let cutoff = Profile::Ni2019.data_cutoff();
