@@ -476,11 +476,11 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
             };
             all_gone &= gone;
         }
-        let target_pd = n_targets > 0 && ge(s, PD_RELATIVE * nadir) && ge(s - nadir, PD_ABSOLUTE_MM);
+        let sum_grew = n_targets > 0 && ge(s, PD_RELATIVE * nadir) && ge(s - nadir, PD_ABSOLUTE_MM);
         let target = (n_targets > 0).then(|| {
             if all_gone {
                 TpResponse::CR
-            } else if target_pd {
+            } else if sum_grew {
                 TpResponse::PD
             } else if !all_evaluated {
                 TpResponse::NE
@@ -490,6 +490,9 @@ pub(crate) fn evaluate(seg: &Segment, studies: &Studies, tps: &[Group]) -> Vec<T
                 TpResponse::SD
             }
         });
+        // Target PD is the target response, CR tested first (domain.md): nodal targets that all
+        // stay < 10 mm are a CR even when their sum grew 20 % and 5 mm from the nadir (4 → 9.5 mm).
+        let target_pd = target == Some(TpResponse::PD);
         // Unequivocal progression of any reference lesion (normal nodes aside).
         let up = seg.lesions.iter().any(|(id, l)| {
             l.class != LesionClass::NormalNode
