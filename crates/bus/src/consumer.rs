@@ -89,7 +89,7 @@ pub enum ConsumerStart {
 /// `store_empty`: the store holds nothing at all. The consumer has acknowledged every message up
 /// to its ack floor, and acknowledges only after the effect is durable, so a store holding less
 /// than the ack floor lost messages: it was restored from an older copy, or lost. Then the
-/// consumer is deleted and the caller creates it again from the start of the stream: every
+/// consumer is deleted (logged as a warning) and the caller creates it again from the start of the stream: every
 /// message is read again, nothing acknowledged is lost, and the store's own idempotency keys
 /// (event_id, a rejection's stream sequence) absorb what it already holds. A store with no
 /// record but with contents (written before the record existed) is taken as current.
@@ -121,6 +121,12 @@ pub async fn replay_if_store_behind(
         return Ok(ConsumerStart::Resume { acked_through });
     }
     s.delete_consumer(name).await.map_err(|e| state_err("delete", e.to_string()))?;
+    tracing::warn!(
+        consumer = name,
+        acked_through,
+        store_through = store_through.unwrap_or(0),
+        "the store holds less than {stream} delivered and acknowledged (restored from a backup, or lost): reading {stream} again from its first message"
+    );
     Ok(ConsumerStart::Replay { acked_through, store_through })
 }
 

@@ -333,18 +333,10 @@ pub async fn run(
 async fn resume_or_replay(store: &Store, js: &jetstream::Context, consumer: &str) -> Result<(), IngestError> {
     let through = store.bus_through(consumer)?;
     let empty = store.holds_nothing()?;
-    match registry_bus::replay_if_store_behind(js, registry_bus::EVENTS, consumer, through, empty).await? {
-        registry_bus::ConsumerStart::Replay { acked_through, store_through } => tracing::warn!(
-            consumer,
-            acked_through,
-            store_through = store_through.unwrap_or(0),
-            "the store holds less than EVENTS delivered and acknowledged (restored from a backup, or lost): reading EVENTS again from its first message"
-        ),
-        registry_bus::ConsumerStart::Resume { acked_through } if through.is_none() => {
-            // A store written before the position was recorded: taken as current.
-            store.note_bus_through(consumer, acked_through)?;
-        }
-        _ => {}
+    let start = registry_bus::replay_if_store_behind(js, registry_bus::EVENTS, consumer, through, empty).await?;
+    if let (registry_bus::ConsumerStart::Resume { acked_through }, None) = (start, through) {
+        // A store written before the position was recorded: taken as current.
+        store.note_bus_through(consumer, acked_through)?;
     }
     Ok(())
 }
