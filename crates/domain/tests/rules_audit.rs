@@ -142,7 +142,7 @@ fn audit_no_targets_non_cr_non_pd_counts_for_bor_from_day_42() {
     let l = tl.labels(VIEW);
     assert_eq!(l.best_response, Some(Response::SD));
     assert_eq!(l.objective_response, Some(false));
-    assert!(l.baseline.as_ref().unwrap().target_sum_mm.is_none());
+    assert!(l.baseline.as_ref().expect("audit timeline").target_sum_mm.is_none());
 }
 
 // dm:94 "BOR: the best time-point response from T0 up to and including PD1 (CR > PR > SD > PD > NE)".
@@ -263,7 +263,7 @@ fn audit_brain_at_pd1_counts_only_progressing_brain_lesions() {
         vec![p1(40.0), lesion("B1", Brain, 12.0), lesion("B2", Brain, 14.0), lesion("B3", Brain, 6.0), lesion("B4", Brain, 7.0)],
     );
     let l = tl.labels(VIEW);
-    assert_eq!(l.baseline.as_ref().unwrap().bbm_class, Some(BrainClass::Oligo));
+    assert_eq!(l.baseline.as_ref().expect("audit timeline").bbm_class, Some(BrainClass::Oligo));
     assert_eq!(pd1(&l), pd("2015-04-20", Pattern::DF, vec![Brain], Extent::MetastasisOnly, Br::Oligo, Sc::Srs));
 }
 
@@ -535,10 +535,10 @@ fn audit_known_at_excludes_a_retraction_not_yet_received() {
     let tl = base().scan("2015-02-20", vec![p1(40.0)]).scan("2015-04-20", vec![p1(60.0)]);
     let pd_scan = tl.last_id();
     let tl = tl.scan("2015-06-20", vec![p1(40.0)]).retract("2015-07-01", pd_scan);
-    let at = |s: i64| Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(s));
-    let before = tl.project_view(View { as_of: d(VIEW), known_at: at(4) }).unwrap().labels;
+    let at = |s: i64| Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("audit timeline") + chrono::Duration::seconds(s));
+    let before = tl.project_view(View { as_of: d(VIEW), known_at: at(4) }).expect("audit timeline").labels;
     assert_eq!(before.pd1.map(|p| p.date), Some(d("2015-04-20")));
-    let after = tl.project_view(View { as_of: d(VIEW), known_at: at(5) }).unwrap().labels;
+    let after = tl.project_view(View { as_of: d(VIEW), known_at: at(5) }).expect("audit timeline").labels;
     assert!(after.pd1.is_none());
     assert_eq!(after.best_response, Some(Response::SD));
 }

@@ -49,7 +49,7 @@ fn tp(date: &str, seg: u8, r: &'static str) -> (String, u8, &'static str) {
 }
 /// Arrival instant of the i-th event of `Tl::recorded()` (2030-01-01T00:00:00Z + i s).
 fn at(i: i64) -> Option<DateTime<Utc>> {
-    Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::seconds(i))
+    Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("audit timeline") + chrono::Duration::seconds(i))
 }
 fn view_known(tl: &Tl, as_of: &str, i: i64) -> Option<PatientProjection> {
     tl.project_view(View { as_of: d(as_of), known_at: at(i) })
@@ -67,7 +67,7 @@ fn recorded_at(mut tl: Tl, rfc3339: &str) -> Tl {
 }
 /// Several patients' events stored in one log, in the order given.
 fn merge(tls: &[&Tl]) -> Vec<RecordedEvent> {
-    let base = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
+    let base = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("audit timeline");
     tls.iter()
         .flat_map(|t| t.events.iter().cloned())
         .enumerate()
@@ -76,7 +76,7 @@ fn merge(tls: &[&Tl]) -> Vec<RecordedEvent> {
 }
 fn project_in(pid: &str, log: &[RecordedEvent], as_of: &str) -> Option<PatientProjection> {
     project_patient(
-        &PatientId::parse(pid).unwrap(),
+        &PatientId::parse(pid).expect("audit timeline"),
         log,
         &View { as_of: d(as_of), known_at: None },
         &Config::default(),
@@ -132,12 +132,12 @@ fn a2_retraction_of_a_retraction_of_a_retraction() {
     let tl = tl.retract("2015-07-02", r1);
     let r2 = tl.last_id();
     let tl = tl.retract("2015-07-03", r2);
-    let pd_at = |i| view_known(&tl, VIEW, i).unwrap().labels.pd1.map(|p| p.date.to_string());
+    let pd_at = |i| view_known(&tl, VIEW, i).expect("audit timeline").labels.pd1.map(|p| p.date.to_string());
     assert_eq!(pd_at(4), Some("2015-04-20".into()));
     assert_eq!(pd_at(5), None);
     assert_eq!(pd_at(6), Some("2015-04-20".into()));
     assert_eq!(pd_at(7), None);
-    let l = view_known(&tl, VIEW, 7).unwrap().labels;
+    let l = view_known(&tl, VIEW, 7).expect("audit timeline").labels;
     assert_eq!(l.best_response, Some(Response::SD));
 }
 
@@ -159,10 +159,10 @@ fn a2_retraction_and_correction_arriving_before_their_targets() {
     let tl = move_event(tl, 5, 4); // enr, crizo, bl, R, 06-20, X
     assert_eq!(tl.events[5].event_id, x);
     for i in [3, 4, 5] {
-        let p = view_known(&tl, VIEW, i).unwrap();
+        let p = view_known(&tl, VIEW, i).expect("audit timeline");
         assert!(p.labels.pd1.is_none(), "known at {i}");
     }
-    assert_eq!(responses(&view_known(&tl, VIEW, 5).unwrap()), vec![tp("2015-06-20", 1, "SD")]);
+    assert_eq!(responses(&view_known(&tl, VIEW, 5).expect("audit timeline")), vec![tp("2015-06-20", 1, "SD")]);
 
     let tl = base().scan("2015-02-20", vec![p1(40.0)]).scan("2015-04-20", vec![p1(60.0)]);
     let y = tl.last_id();
@@ -367,7 +367,7 @@ fn a2_not_indexed_labels_exact_json() {
         .death("2016-01-01");
     let expected = r#"{"patient_id":"P001","status":"not_indexed","index_date":null,"diagnosis_date":"2014-12-01","baseline":null,"best_response":null,"objective_response":null,"pd1":null,"pd2":null,"pfs1":null,"pfs2":null,"os":{"start":"2014-12-01","end":"2016-01-01","days":396,"event":true,"reason":"death"},"rt":{"prior":null,"prior_brain":null,"prior_brain_modalities":[],"prior_extracranial":null,"salvage":null,"salvage_modalities":[],"any":true},"cbpd":null,"next_therapy":null,"death_date":"2016-01-01"}"#;
     let got = tl.labels(VIEW).to_json_line();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&got).unwrap(), serde_json::from_str::<serde_json::Value>(expected).unwrap());
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got).expect("audit timeline"), serde_json::from_str::<serde_json::Value>(expected).expect("audit timeline"));
     assert_eq!(got, expected, "key order as in interfaces.md");
 }
 
@@ -762,12 +762,12 @@ fn a2_views_as_of_inclusive_and_known_at_reproducible() {
     let x = tl.last_id();
     // Arrivals: enrolment 0, crizotinib 1, baseline scan 2, PD scan 3 (known_at is inclusive, so
     // at(3) holds the PD scan and not the retraction arriving at 4).
-    let frozen = view_known(&tl, VIEW, 3).unwrap().labels.to_json_line();
+    let frozen = view_known(&tl, VIEW, 3).expect("audit timeline").labels.to_json_line();
     let grown = tl.clone().retract("2015-05-01", x).scan("2015-03-20", vec![p1(70.0)]);
-    assert_eq!(view_known(&grown, VIEW, 3).unwrap().labels.to_json_line(), frozen);
+    assert_eq!(view_known(&grown, VIEW, 3).expect("audit timeline").labels.to_json_line(), frozen);
     assert_ne!(grown.labels(VIEW).to_json_line(), frozen);
     // known_at before the first arrival: nothing known → not listed.
-    assert!(grown.project_view(View { as_of: d(VIEW), known_at: Some(at(0).unwrap() - chrono::Duration::seconds(1)) }).is_none());
+    assert!(grown.project_view(View { as_of: d(VIEW), known_at: Some(at(0).expect("audit timeline") - chrono::Duration::seconds(1)) }).is_none());
 }
 
 // ================================================================ Labels JSON shape (if:31-49)
@@ -804,6 +804,6 @@ fn a2_indexed_labels_exact_json() {
         r#""cbpd":true,"next_therapy":null,"death_date":null}"#
     );
     let got = tl.labels(VIEW).to_json_line();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&got).unwrap(), serde_json::from_str::<serde_json::Value>(expected).unwrap(), "{got}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&got).expect("audit timeline"), serde_json::from_str::<serde_json::Value>(expected).expect("audit timeline"), "{got}");
     assert_eq!(got, expected);
 }
