@@ -623,7 +623,8 @@ fn a2_first_progression_alert_facts_and_deterministic_id() {
 
 // dm:165-166 "`label_revised`: a late, corrected or retracted event changed an earlier PD1/PD2 date,
 // pattern or clock; the alert gives before and after". The PD scan (P1 60 → OF [lung]) is corrected to
-// also list a new adrenal A1 15 → ODF [adrenal, lung] primary_and_metastasis, same date.
+// also list a new adrenal A1 15 → ODF [adrenal, lung] primary_and_metastasis, same date; SBRT fails
+// (dm:116-117: P1 is 60 > 50 mm) → candidate none.
 #[test]
 fn a2_label_revised_when_a_correction_changes_the_pattern() {
     let t0 = base().scan("2015-02-20", vec![p1(40.0)]).scan("2015-04-20", vec![p1(60.0)]);
@@ -749,8 +750,8 @@ fn a2_followup_overdue_counts_time_points_not_contacts() {
 // "events the registry had received by then"; reproducible "byte for byte, forever".
 // (a) as of 04-19: PD scan 04-20 out → no PD1, PFS1 censored_no_assessment at T0, OS censored at the
 // latest event ≤ 04-19 (crizotinib 03-02: 91 days); as of 04-20: PD1.
-// (b) Labels as known at idx 4 do not change when later arrivals (a retraction of the PD scan and a
-// back-dated scan) are added to the store.
+// (b) Labels as known at idx 3 (the last of the first four arrivals) do not change when later
+// arrivals (a retraction of the PD scan and a back-dated scan) are added to the store.
 #[test]
 fn a2_views_as_of_inclusive_and_known_at_reproducible() {
     let tl = base().scan("2015-02-20", vec![p1(40.0)]).scan("2015-04-20", vec![p1(60.0)]);
@@ -806,4 +807,40 @@ fn a2_indexed_labels_exact_json() {
     let got = tl.labels(VIEW).to_json_line();
     assert_eq!(serde_json::from_str::<serde_json::Value>(&got).expect("audit timeline"), serde_json::from_str::<serde_json::Value>(expected).expect("audit timeline"), "{got}");
     assert_eq!(got, expected);
+}
+
+// dm:21-22 a correction hides the event it names "(a correction only on an event of the same type)";
+// a retraction is an event like any other, so a retraction can be corrected by a retraction.
+// X 04-20 P1 60, Y 06-20 P1 80. r1 retracts X → only Y → PD1 06-20. r2 (a retraction of Y that
+// supersedes r1) hides r1 → X back, Y hidden → only time point 04-20, PD1 04-20.
+#[test]
+fn a2_retraction_corrected_by_another_retraction() {
+    let tl = base().scan("2015-02-20", vec![p1(40.0)]).scan("2015-04-20", vec![p1(60.0)]);
+    let x = tl.last_id();
+    let tl = tl.scan("2015-06-20", vec![p1(80.0)]);
+    let y = tl.last_id();
+    let tl = tl.retract("2015-07-01", x);
+    let r1 = tl.last_id();
+    assert_eq!(tl.labels(VIEW).pd1.map(|p| p.date), Some(d("2015-06-20")));
+    let tl = tl.retract("2015-07-02", y).superseding(r1);
+    assert_eq!(resp(&tl, VIEW), vec![tp("2015-04-20", 1, "PD")]);
+    assert_eq!(tl.labels(VIEW).pd1.map(|p| p.date), Some(d("2015-04-20")));
+}
+
+// dm:165-166 label_revised for an earlier PD2 date. PD1 04-20 (40 → 60, S0₂ 60); PD2 08-20 (80 ≥ 72,
+// +20). A late scan 06-20 (P1 75 ≥ 72, +15) arrives → PD2 06-20; PFS2 end 08-20 → 06-20 (61 days).
+#[test]
+fn a2_label_revised_when_a_late_scan_moves_pd2_earlier() {
+    let t0 = base()
+        .scan("2015-02-20", vec![p1(40.0)])
+        .scan("2015-04-20", vec![p1(60.0)])
+        .scan("2015-08-20", vec![p1(80.0)]);
+    assert_eq!(t0.labels(VIEW).pd2.map(|p| p.date), Some(d("2015-08-20")));
+    let t1 = t0.clone().scan("2015-06-20", vec![p1(75.0)]);
+    let l = t1.labels(VIEW);
+    assert_eq!(l.pd2.as_ref().map(|p| p.date), Some(d("2015-06-20")));
+    assert_eq!(ck(&l.pfs2), clock("2015-04-20", "2015-06-20", 61, true, R::Progression));
+    let a = alerts_between(Some(&t0.project(VIEW)), &t1.project(VIEW), Some(t1.last_id()));
+    let f = a.iter().filter(|x| x.kind == AlertKind::LabelRevised).map(|x| x.facts.to_string()).collect::<Vec<_>>().join(" ");
+    assert!(f.contains("2015-08-20") && f.contains("2015-06-20"), "{:?}", alert_kinds(&a));
 }
