@@ -2,52 +2,20 @@
 //! Line numbers "dm:N" refer to /work/shared/spec/domain.md.
 #![allow(clippy::type_complexity)]
 
+mod audit_support;
 mod rules_support;
 
 use chrono::{TimeZone, Utc};
 use registry_domain::alerts::{alerts_between, followup_overdue, AlertKind};
 use registry_domain::config::Config;
-use registry_domain::events::{Agent, FollowupStatus, Organ, RtModality, RtRegion};
+use registry_domain::events::{Agent, FollowupStatus, RtModality, RtRegion};
 use registry_domain::findings::FindingKind;
 use registry_domain::labels::{
-    BrainAtProgression as Br, BrainClass, ClockReason as R, Extent, Labels, Pattern, Response, SalvageCandidate as Sc,
+    BrainAtProgression as Br, BrainClass, ClockReason as R, Extent, Pattern, Response, SalvageCandidate as Sc,
 };
 use registry_domain::view::View;
+use audit_support::*;
 use rules_support::*;
-
-fn p1(mm: f64) -> L {
-    lesion("P1", Lung, mm).primary()
-}
-
-type Pd = (String, Pattern, Vec<Organ>, Option<Extent>, Br, Sc);
-fn pd1(l: &Labels) -> Option<Pd> {
-    l.pd1.as_ref().map(|p| (p.date.to_string(), p.pattern, p.sites.clone(), p.extent, p.brain, p.salvage_candidate))
-}
-fn pd2(l: &Labels) -> Option<Pd> {
-    l.pd2.as_ref().map(|p| (p.date.to_string(), p.pattern, p.sites.clone(), p.extent, p.brain, p.salvage_candidate))
-}
-fn pd(date: &str, pat: Pattern, sites: Vec<Organ>, ext: Extent, br: Br, sc: Sc) -> Option<Pd> {
-    Some((date.to_string(), pat, sites, Some(ext), br, sc))
-}
-type Ck = (String, String, i64, bool, R);
-fn ck(c: &Option<registry_domain::labels::Clock>) -> Option<Ck> {
-    c.as_ref().map(|c| (c.start.to_string(), c.end.to_string(), c.days, c.event, c.reason))
-}
-fn clock(s: &str, e: &str, days: i64, ev: bool, r: R) -> Option<Ck> {
-    Some((s.into(), e.into(), days, ev, r))
-}
-fn resp(tl: &Tl, as_of: &str) -> Vec<(String, u8, &'static str)> {
-    responses(&tl.project(as_of))
-}
-fn tp(date: &str, seg: u8, r: &'static str) -> (String, u8, &'static str) {
-    (date.to_string(), seg, r)
-}
-/// Sets the recorded_at of the last event.
-fn recorded_at(mut tl: Tl, rfc3339: &str) -> Tl {
-    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).expect("rfc3339");
-    tl.events.last_mut().expect("event").recorded_at = t;
-    tl
-}
 
 // dm:76-77 "PD when S ≥ 1.2 × nadir and S − nadir ≥ 5 mm"; dm:73 nadir = smallest S among S0 and
 // earlier complete time points; dm:78 "PR when S ≤ 0.7 × S0". dm:104-106 fallback target.

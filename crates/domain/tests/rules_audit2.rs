@@ -4,49 +4,24 @@
 //! /work/shared/spec/interfaces.md ("if:N") before the rule's code was read.
 #![allow(clippy::type_complexity)]
 
+mod audit_support;
 mod rules_support;
 
 use chrono::{DateTime, TimeZone, Utc};
 use registry_domain::alerts::{alerts_between, followup_overdue, Alert, AlertKind};
 use registry_domain::config::Config;
-use registry_domain::events::{Agent, FollowupStatus, Organ, PatientId, RtModality, RtRegion};
+use registry_domain::events::{Agent, FollowupStatus, PatientId, RtModality, RtRegion};
 use registry_domain::findings::FindingKind;
 use registry_domain::labels::{
     BrainAtProgression as Br, ClockReason as R, Extent, Labels, Pattern, Response, SalvageCandidate as Sc, Status,
 };
 use registry_domain::projection::{project_patient, PatientProjection};
 use registry_domain::view::{RecordedEvent, View};
+use audit_support::*;
 use rules_support::*;
 
 // ---------------------------------------------------------------- helpers (this file only)
 
-fn p1(mm: f64) -> L {
-    lesion("P1", Lung, mm).primary()
-}
-
-type Pd = (String, Pattern, Vec<Organ>, Option<Extent>, Br, Sc);
-fn pd1(l: &Labels) -> Option<Pd> {
-    l.pd1.as_ref().map(|p| (p.date.to_string(), p.pattern, p.sites.clone(), p.extent, p.brain, p.salvage_candidate))
-}
-fn pd2(l: &Labels) -> Option<Pd> {
-    l.pd2.as_ref().map(|p| (p.date.to_string(), p.pattern, p.sites.clone(), p.extent, p.brain, p.salvage_candidate))
-}
-fn pd(date: &str, pat: Pattern, sites: Vec<Organ>, ext: Extent, br: Br, sc: Sc) -> Option<Pd> {
-    Some((date.to_string(), pat, sites, Some(ext), br, sc))
-}
-type Ck = (String, String, i64, bool, R);
-fn ck(c: &Option<registry_domain::labels::Clock>) -> Option<Ck> {
-    c.as_ref().map(|c| (c.start.to_string(), c.end.to_string(), c.days, c.event, c.reason))
-}
-fn clock(s: &str, e: &str, days: i64, ev: bool, r: R) -> Option<Ck> {
-    Some((s.into(), e.into(), days, ev, r))
-}
-fn resp(tl: &Tl, as_of: &str) -> Vec<(String, u8, &'static str)> {
-    responses(&tl.project(as_of))
-}
-fn tp(date: &str, seg: u8, r: &'static str) -> (String, u8, &'static str) {
-    (date.to_string(), seg, r)
-}
 /// Arrival instant of the i-th event of `Tl::recorded()` (2030-01-01T00:00:00Z + i s).
 fn at(i: i64) -> Option<DateTime<Utc>> {
     Some(Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).single().expect("audit timeline") + chrono::Duration::seconds(i))
@@ -58,11 +33,6 @@ fn view_known(tl: &Tl, as_of: &str, i: i64) -> Option<PatientProjection> {
 fn move_event(mut tl: Tl, from: usize, to: usize) -> Tl {
     let e = tl.events.remove(from);
     tl.events.insert(to, e);
-    tl
-}
-fn recorded_at(mut tl: Tl, rfc3339: &str) -> Tl {
-    let t = chrono::DateTime::parse_from_rfc3339(rfc3339).expect("rfc3339");
-    tl.events.last_mut().expect("event").recorded_at = t;
     tl
 }
 /// Several patients' events stored in one log, in the order given.
