@@ -302,10 +302,10 @@ impl Store {
         }
         let mut ids = Vec::new();
         if !rejections.is_empty() {
-            let (batch, new_ids) = self.stage_rejections(&w, rejections)?;
+            // `next`: after the ids given to new records (a bus message kept before keeps its id).
+            let (batch, new_ids, next) = self.stage_rejections(&w, rejections)?;
             self.rejected.apply_batch(batch)?;
-            // Ids run on from the largest given (a bus message kept before keeps its id).
-            w.next_rejection_id = new_ids.iter().map(|id| id + 1).max().unwrap_or(0).max(w.next_rejection_id);
+            w.next_rejection_id = next;
             ids = new_ids;
         }
         drop(w);

@@ -63,13 +63,6 @@ fn record_key(id: u64) -> [u8; 9] {
     k
 }
 
-fn stream_seq_key(seq: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = STREAM_SEQ;
-    k[1..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
 fn decode_id(seq: u64, v: &[u8]) -> Result<u64, StoreError> {
     let b: [u8; 8] = v
         .try_into()
@@ -183,7 +176,7 @@ impl Store {
         &self,
         w: &Writer,
         rs: &[Rejection<'_>],
-    ) -> Result<(sled::Batch, Vec<u64>), StoreError> {
+    ) -> Result<(sled::Batch, Vec<u64>, u64), StoreError> {
         let mut batch = sled::Batch::default();
         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
         let mut ids = Vec::with_capacity(rs.len());
@@ -194,14 +187,14 @@ impl Store {
             if let Some(seq) = r.stream_seq {
                 let kept = match seen.get(&seq) {
                     Some(&id) => Some(id),
-                    None => self.rejected.get(stream_seq_key(seq))?.map(|v| decode_id(seq, &v)).transpose()?,
+                    None => self.rejected.get(crate::codec::seq_key(STREAM_SEQ, seq))?.map(|v| decode_id(seq, &v)).transpose()?,
                 };
                 if let Some(id) = kept {
                     ids.push(id);
                     continue;
                 }
                 seen.insert(seq, next);
-                batch.insert(&stream_seq_key(seq), &next.to_be_bytes());
+                batch.insert(&crate::codec::seq_key(STREAM_SEQ, seq), &next.to_be_bytes());
             }
             batch.insert(&record_key(next), encode(r)?);
             *counts.entry(r.reason).or_default() += 1;
@@ -217,7 +210,7 @@ impl Store {
             };
             batch.insert(key, &(before + added).to_be_bytes());
         }
-        Ok((batch, ids))
+        Ok((batch, ids, next))
     }
 
     /// One rejection by id.
